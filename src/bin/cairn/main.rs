@@ -1,0 +1,469 @@
+//! `cairn`: the operator CLI. Talks to a gateway's admin API
+//! (`CAIRN_ADMIN_ENDPOINT`, authenticated with `CAIRN_ADMIN_TOKEN`).
+//! Tables for people, `--json` for scripts.
+
+use anyhow::{Context, bail};
+use cairn::id::NodeId;
+use cairn::rpc::admin::*;
+use clap::{Parser, Subcommand};
+use comfy_table::Table;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Time allowed for one admin request.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+#[derive(Parser)]
+#[command(name = "cairn", version, about = "Operate a Cairn cluster")]
+struct Cli {
+    /// Admin endpoint of any gateway.
+    #[arg(
+        long,
+        env = "CAIRN_ADMIN_ENDPOINT",
+        default_value = "http://127.0.0.1:9000"
+    )]
+    endpoint: String,
+    /// Admin token.
+    #[arg(long, env = "CAIRN_ADMIN_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Nodes up/down, layout version, erasure profile, objects and bytes.
+    Status,
+    /// Show and change the cluster layout.
+    #[command(subcommand)]
+    Layout(LayoutCommand),
+    /// Manage S3 access keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Manage buckets.
+    #[command(subcommand)]
+    Bucket(BucketCommand),
+}
+
+#[derive(Subcommand)]
+enum LayoutCommand {
+    /// The current layout, staged changes, and the nodes in reach.
+    Show,
+    /// Stage a node with its zone and capacity.
+    Assign {
+        /// Node id (16 hex digits, see `layout show`).
+        node_id: NodeId,
+        /// Failure domain.
+        #[arg(long, default_value = "default")]
+        zone: String,
+        /// Relative capacity weight.
+        #[arg(long, default_value_t = 1)]
+        capacity: u32,
+    },
+    /// Stage the removal of a node.
+    Remove {
+        /// Node id.
+        node_id: NodeId,
+    },
+    /// Apply the staged changes as the next layout version.
+    Apply {
+        /// Erasure profile K+M (default: from the node count).
+        #[arg(long)]
+        profile: Option<String>,
+        /// Apply even if the change moves data (no rebalancer yet).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create a key; prints its secret once.
+    Create {
+        /// A name for people.
+        name: String,
+    },
+    /// List keys.
+    List,
+    /// Delete a key.
+    Delete {
+        /// Access key id.
+        access_key_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BucketCommand {
+    /// List buckets.
+    List,
+    /// Create a bucket.
+    Create {
+        /// Name.
+        name: String,
+        /// Owning access key (the root key when absent).
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Delete an empty bucket.
+    Delete {
+        /// Name.
+        name: String,
+    },
+    /// Let another key read and write a bucket.
+    Allow {
+        /// Bucket.
+        bucket: String,
+        /// Access key id.
+        access_key_id: String,
+    },
+}
+
+struct Admin {
+    http: reqwest::Client,
+    endpoint: String,
+    token: String,
+}
+
+impl Admin {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> anyhow::Result<T> {
+        let url = format!("{}{path}", self.endpoint.trim_end_matches('/'));
+        let mut req = self
+            .http
+            .request(method, &url)
+            .bearer_auth(&self.token)
+            .timeout(REQUEST_TIMEOUT);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.with_context(|| format!("calling {url}"))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            match serde_json::from_str::<AdminError>(&text) {
+                Ok(e) => bail!("{} ({}): {}", e.code, status.as_u16(), e.message),
+                Err(_) => bail!("{}: {text}", status),
+            }
+        }
+        let text = if text.is_empty() { "null".into() } else { text };
+        serde_json::from_str(&text).with_context(|| format!("decoding the answer of {path}"))
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn parse_profile(s: &str) -> anyhow::Result<(u8, u8)> {
+    let (k, m) = s.split_once('+').context("profile is K+M, e.g. 4+2")?;
+    Ok((k.trim().parse()?, m.trim().parse()?))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let admin = Admin {
+        http: reqwest::Client::new(),
+        endpoint: cli.endpoint.clone(),
+        token: cli.token.clone(),
+    };
+    let none: Option<&()> = None;
+    use reqwest::Method;
+    match cli.command {
+        Command::Status => {
+            let s: ClusterStatus = admin.call(Method::GET, "/admin/v1/status", none).await?;
+            if cli.json {
+                return print_json(&s);
+            }
+            match &s.layout {
+                Some(l) => println!(
+                    "layout version {}, erasure profile {}+{}, {} partitions",
+                    l.version,
+                    l.profile.data_shards,
+                    l.profile.parity_shards,
+                    1u32 << l.partition_bits
+                ),
+                None => println!("no layout applied yet"),
+            }
+            let up = s.nodes.iter().filter(|n| n.up).count();
+            println!("nodes: {up} up, {} down", s.nodes.len() - up);
+            println!(
+                "objects: {}, {} logical; {} in shards (after dedup, with parity)",
+                s.objects,
+                human_bytes(s.object_bytes),
+                human_bytes(s.shard_bytes)
+            );
+            let mut t = Table::new();
+            t.set_header([
+                "node",
+                "address",
+                "zone",
+                "capacity",
+                "state",
+                "shards",
+                "shard bytes",
+                "corrupt seen",
+            ]);
+            for n in &s.nodes {
+                t.add_row([
+                    n.id.map(|i| i.to_string()).unwrap_or_else(|| "?".into()),
+                    n.addr.clone(),
+                    n.zone.clone().unwrap_or_else(|| "-".into()),
+                    n.capacity
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    match (n.up, n.in_layout) {
+                        (true, true) => "up".into(),
+                        (true, false) => "up (not in layout)".into(),
+                        (false, _) => "DOWN".into(),
+                    },
+                    n.stats
+                        .as_ref()
+                        .map(|s| s.shards.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    n.stats
+                        .as_ref()
+                        .map(|s| human_bytes(s.shard_bytes))
+                        .unwrap_or_else(|| "-".into()),
+                    n.stats
+                        .as_ref()
+                        .map(|s| s.corrupt_shards_detected.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            println!("{t}");
+        }
+        Command::Layout(cmd) => match cmd {
+            LayoutCommand::Show => {
+                let v: Value = admin.call(Method::GET, "/admin/v1/layout", none).await?;
+                if cli.json {
+                    return print_json(&v);
+                }
+                match v.get("current").filter(|c| !c.is_null()) {
+                    Some(c) => println!(
+                        "layout version {} (profile {}+{})",
+                        c["version"], c["profile"]["data_shards"], c["profile"]["parity_shards"]
+                    ),
+                    None => println!("no layout applied yet"),
+                }
+                let mut t = Table::new();
+                t.set_header(["node", "address", "in layout", "zone", "capacity"]);
+                let current_nodes = v["current"]["nodes"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                for n in v["nodes"].as_array().cloned().unwrap_or_default() {
+                    let id = n["id"].as_str().unwrap_or("?").to_owned();
+                    let c = current_nodes.iter().find(|c| c["id"].as_str() == Some(&id));
+                    t.add_row([
+                        id.clone(),
+                        n["addr"].as_str().unwrap_or("").to_owned(),
+                        if c.is_some() {
+                            "yes".into()
+                        } else {
+                            "no".into()
+                        },
+                        c.map(|c| c["zone"].as_str().unwrap_or("").to_owned())
+                            .unwrap_or_default(),
+                        c.map(|c| c["capacity"].to_string()).unwrap_or_default(),
+                    ]);
+                }
+                println!("{t}");
+                let staged = &v["staged"];
+                let assigns = staged["assign"].as_array().map(|a| a.len()).unwrap_or(0);
+                let removes = staged["remove"].as_array().map(|a| a.len()).unwrap_or(0);
+                if assigns + removes > 0 {
+                    println!(
+                        "staged: {assigns} assignment(s), {removes} removal(s); run `cairn layout apply`"
+                    );
+                    for a in staged["assign"].as_array().cloned().unwrap_or_default() {
+                        println!(
+                            "  assign {} zone={} capacity={}",
+                            a["id"].as_str().unwrap_or("?"),
+                            a["zone"],
+                            a["capacity"]
+                        );
+                    }
+                }
+            }
+            LayoutCommand::Assign {
+                node_id,
+                zone,
+                capacity,
+            } => {
+                let v: Value = admin
+                    .call(
+                        Method::POST,
+                        "/admin/v1/layout/assign",
+                        Some(&AssignRequest {
+                            node_id,
+                            zone,
+                            capacity,
+                        }),
+                    )
+                    .await?;
+                if cli.json {
+                    return print_json(&v);
+                }
+                println!("staged {node_id}; run `cairn layout apply` to make it take effect");
+            }
+            LayoutCommand::Remove { node_id } => {
+                let v: Value = admin
+                    .call(
+                        Method::POST,
+                        "/admin/v1/layout/remove",
+                        Some(&serde_json::json!({ "node_id": node_id })),
+                    )
+                    .await?;
+                if cli.json {
+                    return print_json(&v);
+                }
+                println!("staged the removal of {node_id}");
+            }
+            LayoutCommand::Apply { profile, force } => {
+                let profile = profile.as_deref().map(parse_profile).transpose()?;
+                let v: Value = admin
+                    .call(
+                        Method::POST,
+                        "/admin/v1/layout/apply",
+                        Some(&ApplyRequest { profile, force }),
+                    )
+                    .await?;
+                if cli.json {
+                    return print_json(&v);
+                }
+                println!(
+                    "applied layout version {} ({} nodes, profile {}+{})",
+                    v["version"],
+                    v["nodes"].as_array().map(|a| a.len()).unwrap_or(0),
+                    v["profile"]["data_shards"],
+                    v["profile"]["parity_shards"]
+                );
+            }
+        },
+        Command::Key(cmd) => match cmd {
+            KeyCommand::Create { name } => {
+                let k: CreatedKey = admin
+                    .call(
+                        Method::POST,
+                        "/admin/v1/keys",
+                        Some(&CreateKeyRequest { name }),
+                    )
+                    .await?;
+                if cli.json {
+                    return print_json(&k);
+                }
+                println!("access key id:     {}", k.access_key_id);
+                println!("secret access key: {}", k.secret_access_key);
+                println!("(the secret is shown only now)");
+            }
+            KeyCommand::List => {
+                let keys: Vec<KeyInfo> = admin.call(Method::GET, "/admin/v1/keys", none).await?;
+                if cli.json {
+                    return print_json(&keys);
+                }
+                let mut t = Table::new();
+                t.set_header(["access key id", "name", "created (ms since epoch)"]);
+                for k in keys {
+                    t.add_row([k.access_key_id, k.name, k.created_ms.to_string()]);
+                }
+                println!("{t}");
+            }
+            KeyCommand::Delete { access_key_id } => {
+                let _: Value = admin
+                    .call(
+                        Method::DELETE,
+                        &format!("/admin/v1/keys/{access_key_id}"),
+                        none,
+                    )
+                    .await?;
+                if !cli.json {
+                    println!("deleted key {access_key_id}");
+                }
+            }
+        },
+        Command::Bucket(cmd) => match cmd {
+            BucketCommand::List => {
+                let buckets: Vec<BucketInfo> =
+                    admin.call(Method::GET, "/admin/v1/buckets", none).await?;
+                if cli.json {
+                    return print_json(&buckets);
+                }
+                let mut t = Table::new();
+                t.set_header(["bucket", "owner", "also allowed"]);
+                for b in buckets {
+                    t.add_row([b.name, b.owner, b.allowed_keys.join(", ")]);
+                }
+                println!("{t}");
+            }
+            BucketCommand::Create { name, owner } => {
+                let _: Value = admin
+                    .call(
+                        Method::POST,
+                        "/admin/v1/buckets",
+                        Some(&CreateBucketRequest {
+                            name: name.clone(),
+                            owner,
+                        }),
+                    )
+                    .await?;
+                if !cli.json {
+                    println!("created bucket {name}");
+                }
+            }
+            BucketCommand::Delete { name } => {
+                let _: Value = admin
+                    .call(Method::DELETE, &format!("/admin/v1/buckets/{name}"), none)
+                    .await?;
+                if !cli.json {
+                    println!("deleted bucket {name}");
+                }
+            }
+            BucketCommand::Allow {
+                bucket,
+                access_key_id,
+            } => {
+                let b: BucketInfo = admin
+                    .call(
+                        Method::POST,
+                        &format!("/admin/v1/buckets/{bucket}/allow"),
+                        Some(&AllowRequest { access_key_id }),
+                    )
+                    .await?;
+                if cli.json {
+                    return print_json(&b);
+                }
+                println!(
+                    "bucket {} now allows: {}",
+                    b.name,
+                    b.allowed_keys.join(", ")
+                );
+            }
+        },
+    }
+    Ok(())
+}

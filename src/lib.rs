@@ -1,0 +1,22 @@
+//! Cairn core library.
+//!
+//! Owns the pure, deterministic parts of the system: content ids (BLAKE3),
+//! chunking arithmetic, the erasure codec wrapper, the cluster layout and the
+//! placement table derived from it, metadata record types and their versioned
+//! encoding, the hybrid-logical clock, and the message types of the node RPC
+//! and the admin API.
+//!
+//! Architecture Invariant: this library never does I/O and knows nothing of
+//! HTTP, sockets or RocksDB. The `cairn` operator CLI binary that lives beside
+//! it is the only part of this package that talks to the network.
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod error;
+pub mod hlc;
+pub mod id;
+pub mod layout;
+pub mod record;
+pub mod rpc;
+
+pub use error::{Error, Result};
