@@ -1,0 +1,282 @@
+//! The node RPC client, used by gateways and by nodes talking to each other.
+//! Methods that cross the network are named `rpc_<verb>`.
+
+use crate::auth;
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use cairn::id::{ChunkId, shard_checksum};
+use cairn::layout::Layout;
+use cairn::record::{self, MetaKey, Versioned};
+use cairn::rpc::{
+    MetaReadRequest, MetaReadResponse, MetaScanRequest, MetaScanResponse, MetaWriteRequest,
+    NodeIdentity, NodeStats, SHARD_CHECKSUM_HEADER, StagedLayout,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Time allowed to open a connection to a node.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time allowed for one shard transfer (a shard is at most a few MiB).
+pub const SHARD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time allowed for one control request (metadata, identity, stats).
+pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle connections kept per node.
+pub const POOL_IDLE_PER_HOST: usize = 32;
+
+/// A signing HTTP client for the node RPC. Cheap to clone.
+#[derive(Clone)]
+pub struct NodeClient {
+    http: reqwest::Client,
+    secret: Arc<str>,
+}
+
+impl NodeClient {
+    /// A client that signs with `cluster_secret`.
+    pub fn new(cluster_secret: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+            .tcp_nodelay(true)
+            .build()
+            .expect("reqwest client builds with static settings");
+        Self {
+            http,
+            secret: cluster_secret.into(),
+        }
+    }
+
+    async fn send(
+        &self,
+        addr: &str,
+        builder: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<reqwest::Response> {
+        let rpc_err = |e: reqwest::Error| Error::Rpc {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        };
+        let mut req = builder.timeout(timeout).build().map_err(rpc_err)?;
+        auth::sign_request(&self.secret, &mut req)?;
+        let resp = self.http.execute(req).await.map_err(rpc_err)?;
+        Ok(resp)
+    }
+
+    async fn ok(addr: &str, resp: reqwest::Response) -> Result<reqwest::Response> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let message = resp.text().await.unwrap_or_default();
+        Err(Error::RpcStatus {
+            addr: addr.to_owned(),
+            status: status.as_u16(),
+            message,
+        })
+    }
+
+    async fn body(addr: &str, resp: reqwest::Response) -> Result<Bytes> {
+        Self::ok(addr, resp)
+            .await?
+            .bytes()
+            .await
+            .map_err(|e| Error::Rpc {
+                addr: addr.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+
+    async fn control<T: serde::de::DeserializeOwned>(
+        &self,
+        addr: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        what: &'static str,
+    ) -> Result<T> {
+        let mut b = self.http.request(method, format!("http://{addr}{path}"));
+        if let Some(body) = body {
+            b = b.body(body);
+        }
+        let resp = self.send(addr, b, CONTROL_TIMEOUT).await?;
+        let bytes = Self::body(addr, resp).await?;
+        Ok(record::decode(what, &bytes)?)
+    }
+
+    fn shard_url(addr: &str, chunk: &ChunkId, index: u8) -> String {
+        format!("http://{addr}/v1/shards/{chunk}/{index}")
+    }
+
+    /// Store a shard on the node at `addr` (fsynced before it answers).
+    pub async fn rpc_put_shard(
+        &self,
+        addr: &str,
+        chunk: &ChunkId,
+        index: u8,
+        data: Bytes,
+    ) -> Result<()> {
+        let sum = hex::encode(shard_checksum(&data));
+        let b = self
+            .http
+            .put(Self::shard_url(addr, chunk, index))
+            .header(SHARD_CHECKSUM_HEADER, sum)
+            .body(data);
+        let resp = self.send(addr, b, SHARD_TIMEOUT).await?;
+        Self::ok(addr, resp).await?;
+        Ok(())
+    }
+
+    /// Read a shard, verified on the node and again here.
+    pub async fn rpc_get_shard(&self, addr: &str, chunk: &ChunkId, index: u8) -> Result<Bytes> {
+        let b = self.http.get(Self::shard_url(addr, chunk, index));
+        let resp = self.send(addr, b, SHARD_TIMEOUT).await?;
+        match resp.status().as_u16() {
+            404 => {
+                return Err(Error::ShardNotFound {
+                    chunk: *chunk,
+                    index,
+                });
+            }
+            409 => {
+                return Err(Error::CorruptShard {
+                    chunk: *chunk,
+                    index,
+                });
+            }
+            _ => {}
+        }
+        let expected = resp
+            .headers()
+            .get(SHARD_CHECKSUM_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let data = Self::body(addr, resp).await?;
+        match expected {
+            Some(e) if e == hex::encode(shard_checksum(&data)) => Ok(data),
+            _ => Err(Error::CorruptShard {
+                chunk: *chunk,
+                index,
+            }),
+        }
+    }
+
+    /// Whether the node holds a shard.
+    pub async fn rpc_has_shard(&self, addr: &str, chunk: &ChunkId, index: u8) -> Result<bool> {
+        let b = self.http.head(Self::shard_url(addr, chunk, index));
+        let resp = self.send(addr, b, CONTROL_TIMEOUT).await?;
+        match resp.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Self::ok(addr, resp).await.map(|_| false),
+        }
+    }
+
+    /// Delete a shard.
+    pub async fn rpc_delete_shard(&self, addr: &str, chunk: &ChunkId, index: u8) -> Result<()> {
+        let b = self.http.delete(Self::shard_url(addr, chunk, index));
+        let resp = self.send(addr, b, CONTROL_TIMEOUT).await?;
+        Self::ok(addr, resp).await.map(|_| ())
+    }
+
+    /// Write metadata records on one replica; returns how many were newer.
+    pub async fn rpc_meta_write(
+        &self,
+        addr: &str,
+        writes: Vec<(MetaKey, Versioned)>,
+    ) -> Result<u64> {
+        let body = record::encode(&MetaWriteRequest { writes });
+        self.control(
+            addr,
+            reqwest::Method::POST,
+            "/v1/meta/write",
+            Some(body),
+            "meta write answer",
+        )
+        .await
+    }
+
+    /// Read metadata records from one replica.
+    pub async fn rpc_meta_read(
+        &self,
+        addr: &str,
+        keys: Vec<MetaKey>,
+    ) -> Result<Vec<Option<Versioned>>> {
+        let body = record::encode(&MetaReadRequest { keys });
+        let r: MetaReadResponse = self
+            .control(
+                addr,
+                reqwest::Method::POST,
+                "/v1/meta/read",
+                Some(body),
+                "meta read answer",
+            )
+            .await?;
+        Ok(r.values)
+    }
+
+    /// Range-scan one replica.
+    pub async fn rpc_meta_scan(
+        &self,
+        addr: &str,
+        req: &MetaScanRequest,
+    ) -> Result<MetaScanResponse> {
+        let body = record::encode(req);
+        self.control(
+            addr,
+            reqwest::Method::POST,
+            "/v1/meta/scan",
+            Some(body),
+            "meta scan answer",
+        )
+        .await
+    }
+
+    /// The node's id and layout version.
+    pub async fn rpc_identity(&self, addr: &str) -> Result<NodeIdentity> {
+        self.control(addr, reqwest::Method::GET, "/v1/identity", None, "identity")
+            .await
+    }
+
+    /// The node's counters.
+    pub async fn rpc_stats(&self, addr: &str) -> Result<NodeStats> {
+        self.control(addr, reqwest::Method::GET, "/v1/stats", None, "stats")
+            .await
+    }
+
+    /// The layout the node holds.
+    pub async fn rpc_get_layout(&self, addr: &str) -> Result<Option<Layout>> {
+        self.control(addr, reqwest::Method::GET, "/v1/layout", None, "layout")
+            .await
+    }
+
+    /// Hand the node a newer layout.
+    pub async fn rpc_put_layout(&self, addr: &str, layout: &Layout) -> Result<()> {
+        let b = self
+            .http
+            .put(format!("http://{addr}/v1/layout"))
+            .body(record::encode(layout));
+        let resp = self.send(addr, b, CONTROL_TIMEOUT).await?;
+        Self::ok(addr, resp).await.map(|_| ())
+    }
+
+    /// The staged layout changes the node holds.
+    pub async fn rpc_get_staged(&self, addr: &str) -> Result<Option<StagedLayout>> {
+        self.control(
+            addr,
+            reqwest::Method::GET,
+            "/v1/layout/staged",
+            None,
+            "staged layout",
+        )
+        .await
+    }
+
+    /// Store staged layout changes on the node.
+    pub async fn rpc_put_staged(&self, addr: &str, staged: &StagedLayout) -> Result<()> {
+        let b = self
+            .http
+            .put(format!("http://{addr}/v1/layout/staged"))
+            .body(record::encode(staged));
+        let resp = self.send(addr, b, CONTROL_TIMEOUT).await?;
+        Self::ok(addr, resp).await.map(|_| ())
+    }
+}

@@ -1,0 +1,44 @@
+//! Storage node configuration.
+
+use std::path::PathBuf;
+
+/// Smallest cluster secret accepted, in bytes of text.
+pub const MIN_CLUSTER_SECRET_LEN: usize = 32;
+
+/// Everything a node needs to run.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Where the node keeps its shards and its RocksDB.
+    pub data_dir: PathBuf,
+    /// The shared secret every RPC is signed with. Generated at cluster
+    /// creation; there is no default.
+    pub cluster_secret: String,
+    /// Fsync shard files and metadata writes before acknowledging (always on
+    /// outside tests that measure its cost).
+    pub fsync: bool,
+}
+
+impl NodeConfig {
+    /// Check the configuration once, at start.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.cluster_secret.trim().len() < MIN_CLUSTER_SECRET_LEN {
+            return Err(format!(
+                "cluster secret must be at least {MIN_CLUSTER_SECRET_LEN} characters"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Read a cluster secret from a file (trailing whitespace trimmed).
+pub fn read_secret_file(path: &std::path::Path) -> std::io::Result<String> {
+    Ok(std::fs::read_to_string(path)?.trim().to_owned())
+}
+
+/// A fresh random secret (hex of 32 random bytes).
+pub fn generate_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

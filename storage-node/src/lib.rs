@@ -1,0 +1,21 @@
+//! Cairn storage node.
+//!
+//! Owns the shard store (shard files plus a RocksDB index), the replicated
+//! metadata partitions (RocksDB), the node RPC server and its client.
+//! Does not own S3: gateways speak S3 and drive nodes through [`client`].
+//!
+//! Architecture Invariant: a node never serves a shard it has not verified
+//! against the checksum stored beside it, and never acknowledges a shard
+//! write before the bytes are fsynced.
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod meta_store;
+pub mod server;
+pub mod shard_store;
+
+pub use error::{Error, Result};

@@ -1,0 +1,73 @@
+//! `cairn-node`: one storage node process.
+
+use anyhow::Context;
+use cairn_node::config::{NodeConfig, read_secret_file};
+use cairn_node::server::{self, Node};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// A Cairn storage node.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Data directory (shards and RocksDB).
+    #[arg(long)]
+    data: PathBuf,
+    /// RPC listen address. Port 0 picks a free port; the address actually
+    /// bound is written to DATA/addr and reused on the next start.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// File holding the cluster secret (or set CAIRN_CLUSTER_SECRET).
+    #[arg(long, env = "CAIRN_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let cluster_secret = match (
+        &args.cluster_secret_file,
+        std::env::var("CAIRN_CLUSTER_SECRET"),
+    ) {
+        (Some(path), _) => read_secret_file(path)
+            .with_context(|| format!("reading cluster secret from {}", path.display()))?,
+        (None, Ok(secret)) => secret,
+        (None, Err(_)) => anyhow::bail!(
+            "no cluster secret: pass --cluster-secret-file or set CAIRN_CLUSTER_SECRET"
+        ),
+    };
+    let config = NodeConfig {
+        data_dir: args.data.clone(),
+        cluster_secret,
+        fsync: true,
+    };
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+    let node = Node::open(&config, metrics).context("opening node")?;
+    // Reuse the address of the previous run so the layout stays true.
+    let addr_file = args.data.join("addr");
+    let listen = if args.listen.ends_with(":0") {
+        std::fs::read_to_string(&addr_file)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or(args.listen.clone())
+    } else {
+        args.listen.clone()
+    };
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let bound = listener.local_addr()?;
+    std::fs::write(&addr_file, bound.to_string())?;
+    println!("cairn-node {} listening on {bound}", node.id);
+    server::run(node, listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
