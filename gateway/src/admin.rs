@@ -1,0 +1,573 @@
+//! The admin HTTP API (JSON, bearer token): cluster status, layout, keys,
+//! buckets. The `cairn` CLI is its client.
+
+use crate::s3::bucket as bucket_admin;
+use crate::server::Gateway;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use cairn::codec::ErasureProfile;
+use cairn::id::NodeId;
+use cairn::layout::{DEFAULT_PARTITION_BITS, Layout, NodeInfo, PlacementTable};
+use cairn::record::{self, AccessKeyRecord, BucketRecord, MetaKey, ObjectRecord, Table};
+use cairn::rpc::admin::*;
+use cairn::rpc::{MAX_SCAN_LIMIT, StagedLayout};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// An admin API failure: a status and a JSON body.
+pub struct AdminFailure(StatusCode, String, String);
+
+impl AdminFailure {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self(status, code.to_owned(), message.into())
+    }
+}
+
+impl IntoResponse for AdminFailure {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            Json(AdminError {
+                code: self.1,
+                message: self.2,
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<crate::error::Error> for AdminFailure {
+    fn from(e: crate::error::Error) -> Self {
+        tracing::error!(error = %e, "admin request failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            e.to_string(),
+        )
+    }
+}
+
+impl From<s3s::S3Error> for AdminFailure {
+    fn from(e: s3s::S3Error) -> Self {
+        let status = e.status_code().unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self::new(status, e.code().as_str(), e.message().unwrap_or_default())
+    }
+}
+
+type AdminResult<T> = Result<T, AdminFailure>;
+
+async fn require_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| {
+            let (a, b) = (t.as_bytes(), gw.config.admin_token.as_bytes());
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        });
+    if !ok {
+        return AdminFailure::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "missing or wrong admin token",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// The admin, health and metrics routes.
+pub fn router(gw: Arc<Gateway>) -> Router {
+    let admin = Router::new()
+        .route("/admin/v1/status", get(status))
+        .route("/admin/v1/layout", get(layout))
+        .route("/admin/v1/layout/assign", post(assign))
+        .route("/admin/v1/layout/remove", post(remove))
+        .route("/admin/v1/layout/apply", post(apply))
+        .route("/admin/v1/keys", get(list_keys).post(create_key))
+        .route("/admin/v1/keys/{id}", delete(delete_key))
+        .route("/admin/v1/buckets", get(list_buckets).post(create_bucket))
+        .route("/admin/v1/buckets/{name}", delete(delete_bucket))
+        .route("/admin/v1/buckets/{name}/allow", post(allow_bucket))
+        .route_layer(middleware::from_fn_with_state(gw.clone(), require_token));
+    Router::new()
+        .merge(admin)
+        .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(metrics_text))
+        .with_state(gw)
+}
+
+async fn metrics_text(State(gw): State<Arc<Gateway>>) -> String {
+    gw.metrics.as_ref().map(|h| h.render()).unwrap_or_default()
+}
+
+/// A node as discovered from the seed list and the layout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiscoveredNode {
+    /// Its id, when it answered.
+    pub id: Option<NodeId>,
+    /// Its RPC address.
+    pub addr: String,
+}
+
+async fn discover(gw: &Gateway) -> Vec<DiscoveredNode> {
+    let addrs = gw.cluster.known_addrs();
+    let ids =
+        futures::future::join_all(addrs.iter().map(|a| gw.cluster.client.rpc_identity(a))).await;
+    addrs
+        .into_iter()
+        .zip(ids)
+        .map(|(addr, id)| DiscoveredNode {
+            id: id.ok().map(|i| i.node_id),
+            addr,
+        })
+        .collect()
+}
+
+/// Sum of object counts and sizes over every bucket.
+async fn object_totals(gw: &Gateway) -> crate::error::Result<(u64, u64)> {
+    let buckets = crate::s3::bucket::all_buckets(gw)
+        .await
+        .map_err(crate::error::Error::S3)?;
+    let (mut objects, mut bytes) = (0u64, 0u64);
+    for b in buckets {
+        let mut after: Option<String> = None;
+        loop {
+            let page = gw
+                .meta
+                .scan(
+                    Table::Objects,
+                    &b.name,
+                    "",
+                    after.as_deref(),
+                    MAX_SCAN_LIMIT,
+                )
+                .await?;
+            for (_, v) in &page.entries {
+                if let Ok(rec) = record::decode::<ObjectRecord>("object record", v) {
+                    objects += 1;
+                    bytes += rec.size;
+                }
+            }
+            match page.next_after {
+                Some(a) => after = Some(a),
+                None => break,
+            }
+        }
+    }
+    Ok((objects, bytes))
+}
+
+async fn status(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<ClusterStatus>> {
+    gw.cluster.refresh().await;
+    let layout = gw.cluster.placement().ok().map(|p| p.layout.clone());
+    let addrs = gw.cluster.known_addrs();
+    let answers = futures::future::join_all(addrs.iter().map(|a| async {
+        let id = gw.cluster.client.rpc_identity(a).await;
+        let stats = gw.cluster.client.rpc_stats(a).await;
+        (id, stats)
+    }))
+    .await;
+    let mut nodes = Vec::new();
+    let mut shard_bytes = 0;
+    for (addr, (id, stats)) in addrs.into_iter().zip(answers) {
+        let in_layout = layout
+            .as_ref()
+            .and_then(|l| l.nodes.iter().find(|n| n.addr == addr));
+        let stats = stats.ok();
+        shard_bytes += stats.as_ref().map(|s| s.shard_bytes).unwrap_or(0);
+        nodes.push(NodeStatus {
+            id: id
+                .as_ref()
+                .ok()
+                .map(|i| i.node_id)
+                .or(in_layout.map(|n| n.id)),
+            addr,
+            zone: in_layout.map(|n| n.zone.clone()),
+            capacity: in_layout.map(|n| n.capacity),
+            up: id.is_ok(),
+            in_layout: in_layout.is_some(),
+            stats,
+        });
+    }
+    let (objects, object_bytes) = if layout.is_some() {
+        object_totals(&gw).await.unwrap_or((0, 0))
+    } else {
+        (0, 0)
+    };
+    Ok(Json(ClusterStatus {
+        layout,
+        nodes,
+        objects,
+        object_bytes,
+        shard_bytes,
+    }))
+}
+
+/// `GET /admin/v1/layout`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayoutView {
+    /// The applied layout.
+    pub current: Option<Layout>,
+    /// Changes staged for the next apply.
+    pub staged: StagedLayout,
+    /// Nodes the gateway can see.
+    pub nodes: Vec<DiscoveredNode>,
+}
+
+async fn read_staged(gw: &Gateway) -> StagedLayout {
+    for addr in gw.cluster.known_addrs() {
+        if let Ok(s) = gw.cluster.client.rpc_get_staged(&addr).await {
+            return s.unwrap_or_default();
+        }
+    }
+    StagedLayout::default()
+}
+
+async fn write_staged(gw: &Gateway, staged: &StagedLayout) -> AdminResult<()> {
+    let addrs = gw.cluster.known_addrs();
+    let results = futures::future::join_all(
+        addrs
+            .iter()
+            .map(|a| gw.cluster.client.rpc_put_staged(a, staged)),
+    )
+    .await;
+    if results.iter().any(|r| r.is_ok()) {
+        Ok(())
+    } else {
+        Err(AdminFailure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            "no node reachable",
+        ))
+    }
+}
+
+async fn layout(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<LayoutView>> {
+    gw.cluster.refresh().await;
+    Ok(Json(LayoutView {
+        current: gw.cluster.placement().ok().map(|p| p.layout.clone()),
+        staged: read_staged(&gw).await,
+        nodes: discover(&gw).await,
+    }))
+}
+
+/// Stage a node's zone and capacity (shared with `--dev`).
+pub async fn stage_assign(gw: &Gateway, req: AssignRequest) -> AdminResult<StagedLayout> {
+    let nodes = discover(gw).await;
+    let current = gw.cluster.placement().ok();
+    let addr = nodes
+        .iter()
+        .find(|n| n.id == Some(req.node_id))
+        .map(|n| n.addr.clone())
+        .or_else(|| {
+            current
+                .as_ref()
+                .and_then(|p| p.layout.node(req.node_id).map(|n| n.addr.clone()))
+        })
+        .ok_or_else(|| {
+            AdminFailure::new(
+                StatusCode::NOT_FOUND,
+                "NoSuchNode",
+                format!("no node {} is reachable", req.node_id),
+            )
+        })?;
+    let mut staged = read_staged(gw).await;
+    staged.assign.retain(|n| n.id != req.node_id);
+    staged.remove.retain(|n| *n != req.node_id);
+    staged.assign.push(NodeInfo {
+        id: req.node_id,
+        addr,
+        zone: req.zone,
+        capacity: req.capacity,
+    });
+    write_staged(gw, &staged).await?;
+    Ok(staged)
+}
+
+async fn assign(
+    State(gw): State<Arc<Gateway>>,
+    Json(req): Json<AssignRequest>,
+) -> AdminResult<Json<StagedLayout>> {
+    Ok(Json(stage_assign(&gw, req).await?))
+}
+
+/// `POST /admin/v1/layout/remove`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoveRequest {
+    /// The node to take out.
+    pub node_id: NodeId,
+}
+
+async fn remove(
+    State(gw): State<Arc<Gateway>>,
+    Json(req): Json<RemoveRequest>,
+) -> AdminResult<Json<StagedLayout>> {
+    let mut staged = read_staged(&gw).await;
+    staged.assign.retain(|n| n.id != req.node_id);
+    if !staged.remove.contains(&req.node_id) {
+        staged.remove.push(req.node_id);
+    }
+    write_staged(&gw, &staged).await?;
+    Ok(Json(staged))
+}
+
+/// Apply the staged changes as the next layout version (shared with `--dev`).
+pub async fn apply_staged(gw: &Gateway, req: ApplyRequest) -> AdminResult<Layout> {
+    gw.cluster.refresh().await;
+    let current = gw.cluster.placement().ok().map(|p| p.layout.clone());
+    let staged = read_staged(gw).await;
+    let mut nodes: Vec<NodeInfo> = current
+        .as_ref()
+        .map(|l| l.nodes.clone())
+        .unwrap_or_default();
+    for n in &staged.assign {
+        nodes.retain(|x| x.id != n.id);
+        nodes.push(n.clone());
+    }
+    nodes.retain(|n| !staged.remove.contains(&n.id));
+    let profile = req
+        .profile
+        .or(staged.profile)
+        .map(|(k, m)| ErasureProfile {
+            data_shards: k,
+            parity_shards: m,
+        })
+        .or(current.as_ref().map(|l| l.profile))
+        .unwrap_or_else(|| ErasureProfile::default_for(nodes.len()));
+    let layout = Layout {
+        version: current.as_ref().map(|l| l.version).unwrap_or(0) + 1,
+        profile,
+        partition_bits: current
+            .as_ref()
+            .map(|l| l.partition_bits)
+            .unwrap_or(DEFAULT_PARTITION_BITS),
+        nodes,
+    };
+    let table = PlacementTable::build(&layout)
+        .map_err(|e| AdminFailure::new(StatusCode::BAD_REQUEST, "InvalidLayout", e.to_string()))?;
+    if let Some(cur) = &current {
+        let old = PlacementTable::build(cur).expect("the current layout is valid");
+        let moves = (0..table.partition_count())
+            .any(|p| table.partition_nodes(p) != old.partition_nodes(p));
+        if (moves || layout.profile != cur.profile) && !req.force {
+            return Err(AdminFailure::new(
+                StatusCode::CONFLICT,
+                "RebalanceNotAvailable",
+                "this change moves data between nodes, and the rebalancer is not built yet; \
+                 existing objects would become unreadable (pass force to apply anyway)",
+            ));
+        }
+    }
+    let targets: Vec<String> = {
+        let mut t: Vec<String> = layout.nodes.iter().map(|n| n.addr.clone()).collect();
+        t.extend(gw.cluster.known_addrs());
+        t.sort();
+        t.dedup();
+        t
+    };
+    let results = futures::future::join_all(
+        targets
+            .iter()
+            .map(|a| gw.cluster.client.rpc_put_layout(a, &layout)),
+    )
+    .await;
+    let acked = layout
+        .nodes
+        .iter()
+        .filter(|n| {
+            targets
+                .iter()
+                .position(|a| *a == n.addr)
+                .is_some_and(|i| results[i].is_ok())
+        })
+        .count();
+    if acked < layout.nodes.len() / 2 + 1 {
+        return Err(AdminFailure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            format!(
+                "only {acked} of {} nodes accepted the layout",
+                layout.nodes.len()
+            ),
+        ));
+    }
+    gw.cluster
+        .adopt(layout.clone())
+        .map_err(|e| AdminFailure::new(StatusCode::BAD_REQUEST, "InvalidLayout", e.to_string()))?;
+    write_staged(
+        gw,
+        &StagedLayout {
+            base_version: layout.version,
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(layout)
+}
+
+async fn apply(
+    State(gw): State<Arc<Gateway>>,
+    Json(req): Json<ApplyRequest>,
+) -> AdminResult<Json<Layout>> {
+    Ok(Json(apply_staged(&gw, req).await?))
+}
+
+async fn list_keys(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<Vec<KeyInfo>>> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = gw
+            .meta
+            .scan(Table::AccessKeys, "", "", after.as_deref(), MAX_SCAN_LIMIT)
+            .await?;
+        for (_, v) in page.entries {
+            let k: AccessKeyRecord =
+                record::decode("access key record", &v).map_err(crate::error::Error::from)?;
+            out.push(KeyInfo {
+                access_key_id: k.access_key_id,
+                name: k.name,
+                created_ms: k.created_ms,
+            });
+        }
+        match page.next_after {
+            Some(a) => after = Some(a),
+            None => break,
+        }
+    }
+    Ok(Json(out))
+}
+
+/// Create an access key (shared with `--dev`).
+pub async fn create_key_record(gw: &Gateway, name: &str) -> crate::error::Result<CreatedKey> {
+    let id = format!("GK{}", hex::encode_upper(rand::random::<[u8; 9]>()));
+    let secret = hex::encode(rand::random::<[u8; 24]>());
+    let rec = AccessKeyRecord {
+        access_key_id: id.clone(),
+        secret_access_key: secret.clone(),
+        name: name.to_owned(),
+        created_ms: crate::s3::now_ms(),
+    };
+    gw.meta
+        .put(MetaKey::new(Table::AccessKeys, "", &id), &rec)
+        .await?;
+    Ok(CreatedKey {
+        access_key_id: id,
+        secret_access_key: secret,
+    })
+}
+
+async fn create_key(
+    State(gw): State<Arc<Gateway>>,
+    Json(req): Json<CreateKeyRequest>,
+) -> AdminResult<Json<CreatedKey>> {
+    if req.name.is_empty() || req.name.len() > 128 {
+        return Err(AdminFailure::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidName",
+            "key names are 1..=128 characters",
+        ));
+    }
+    Ok(Json(create_key_record(&gw, &req.name).await?))
+}
+
+async fn delete_key(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+) -> AdminResult<StatusCode> {
+    let key = MetaKey::new(Table::AccessKeys, "", &id);
+    if gw.meta.get_raw(&key).await?.is_none() {
+        return Err(AdminFailure::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchKey",
+            format!("no access key {id}"),
+        ));
+    }
+    gw.meta.delete(key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn bucket_info(b: BucketRecord) -> BucketInfo {
+    BucketInfo {
+        name: b.name,
+        owner: b.owner,
+        created_ms: b.created_ms,
+        allowed_keys: b.allowed_keys,
+    }
+}
+
+async fn list_buckets(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<Vec<BucketInfo>>> {
+    Ok(Json(
+        crate::s3::bucket::all_buckets(&gw)
+            .await?
+            .into_iter()
+            .map(bucket_info)
+            .collect(),
+    ))
+}
+
+async fn create_bucket(
+    State(gw): State<Arc<Gateway>>,
+    Json(req): Json<CreateBucketRequest>,
+) -> AdminResult<StatusCode> {
+    if !s3s::path::check_bucket_name(&req.name) {
+        return Err(AdminFailure::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidBucketName",
+            "The specified bucket is not valid.",
+        ));
+    }
+    let owner = req
+        .owner
+        .unwrap_or_else(|| gw.config.root_access_key.clone());
+    bucket_admin::create_owned(&gw, &req.name, &owner).await?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn delete_bucket(
+    State(gw): State<Arc<Gateway>>,
+    Path(name): Path<String>,
+) -> AdminResult<StatusCode> {
+    let key = MetaKey::new(Table::Buckets, "", &name);
+    if gw.meta.get_raw(&key).await?.is_none() {
+        return Err(AdminFailure::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchBucket",
+            "The specified bucket does not exist",
+        ));
+    }
+    bucket_admin::delete_checked(&gw, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn allow_bucket(
+    State(gw): State<Arc<Gateway>>,
+    Path(name): Path<String>,
+    Json(req): Json<AllowRequest>,
+) -> AdminResult<Json<BucketInfo>> {
+    let key = MetaKey::new(Table::Buckets, "", &name);
+    let mut bucket: BucketRecord = gw.meta.get(&key).await?.ok_or_else(|| {
+        AdminFailure::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchBucket",
+            "The specified bucket does not exist",
+        )
+    })?;
+    if !gw.is_root(&req.access_key_id) && gw.access_key(&req.access_key_id).await?.is_none() {
+        return Err(AdminFailure::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchKey",
+            format!("no access key {}", req.access_key_id),
+        ));
+    }
+    if !bucket.allowed_keys.contains(&req.access_key_id) {
+        bucket.allowed_keys.push(req.access_key_id);
+    }
+    gw.meta.put(key, &bucket).await?;
+    Ok(Json(bucket_info(bucket)))
+}

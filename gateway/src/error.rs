@@ -1,0 +1,73 @@
+//! The gateway's error type and the one table that maps it to S3 errors.
+
+use s3s::{S3Error, S3ErrorCode};
+
+/// Result with the gateway [`Error`] as default.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Internal failures of the gateway's pipelines.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No layout has been applied yet.
+    #[error("the cluster has no layout yet")]
+    NoLayout,
+    /// Fewer replicas or shard holders answered than the quorum needs.
+    #[error("quorum not reached: {0}")]
+    Quorum(String),
+    /// A chunk could not be read back (too few intact shards).
+    #[error("chunk unreadable: {0}")]
+    Unreadable(String),
+    /// A storage node error.
+    #[error(transparent)]
+    Node(#[from] cairn_node::Error),
+    /// A core library error.
+    #[error(transparent)]
+    Core(#[from] cairn::Error),
+    /// The client's body stream failed.
+    #[error("request body: {0}")]
+    Body(String),
+    /// An S3-level error decided by a handler (already has its code).
+    #[error("{0:?}")]
+    S3(S3Error),
+}
+
+impl From<S3Error> for Error {
+    fn from(e: S3Error) -> Self {
+        Error::S3(e)
+    }
+}
+
+impl Error {
+    /// The S3 error code of this failure: the single mapping table.
+    pub fn code(&self) -> S3ErrorCode {
+        match self {
+            Error::NoLayout | Error::Quorum(_) | Error::Unreadable(_) | Error::Node(_) => {
+                S3ErrorCode::ServiceUnavailable
+            }
+            Error::Body(_) => S3ErrorCode::IncompleteBody,
+            Error::Core(_) => S3ErrorCode::InternalError,
+            Error::S3(e) => e.code().clone(),
+        }
+    }
+}
+
+impl From<Error> for S3Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::S3(e) => e,
+            other => {
+                let code = other.code();
+                // 5xx never leak internals: log the cause, send a plain message.
+                tracing::error!(error = %other, ?code, "request failed");
+                let message = match code {
+                    S3ErrorCode::ServiceUnavailable => {
+                        "The cluster cannot serve this request right now; retry."
+                    }
+                    S3ErrorCode::IncompleteBody => "The request body ended early or failed.",
+                    _ => "We encountered an internal error. Please try again.",
+                };
+                S3Error::with_message(code, message)
+            }
+        }
+    }
+}

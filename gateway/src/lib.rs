@@ -1,0 +1,22 @@
+//! Cairn S3 gateway.
+//!
+//! Owns the S3 API (authentication, request parsing, XML, errors — through
+//! `s3s`), the PUT/GET pipelines that drive the storage nodes, the admin
+//! HTTP API, and the `--dev` all-in-one mode. Holds no durable state: every
+//! record lives on the storage nodes, so any number of gateways can serve
+//! one cluster.
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod checksum;
+pub mod cluster;
+pub mod config;
+pub mod data;
+pub mod dev;
+pub mod error;
+pub mod host;
+pub mod meta;
+pub mod s3;
+pub mod server;
+
+pub use server::{Gateway, run};

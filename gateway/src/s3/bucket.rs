@@ -1,0 +1,182 @@
+//! Bucket operations.
+
+use super::{authorized_bucket, caller, now_ms, timestamp};
+use crate::server::Gateway;
+use cairn::record::{self, BucketRecord, MetaKey, Table};
+use cairn::rpc::MAX_SCAN_LIMIT;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+/// All buckets, when a listing is made (bounded by pages of the scan).
+pub(crate) async fn all_buckets(gw: &Gateway) -> S3Result<Vec<BucketRecord>> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = gw
+            .meta
+            .scan(Table::Buckets, "", "", after.as_deref(), MAX_SCAN_LIMIT)
+            .await?;
+        for (_, bytes) in page.entries {
+            out.push(
+                record::decode::<BucketRecord>("bucket record", &bytes)
+                    .map_err(crate::error::Error::from)?,
+            );
+        }
+        match page.next_after {
+            Some(a) => after = Some(a),
+            None => return Ok(out),
+        }
+    }
+}
+
+pub(super) async fn list(
+    gw: &Gateway,
+    req: S3Request<ListBucketsInput>,
+) -> S3Result<S3Response<ListBucketsOutput>> {
+    let who = caller(&req)?;
+    let buckets = all_buckets(gw)
+        .await?
+        .into_iter()
+        .filter(|b| gw.is_root(&who) || b.owner == who || b.allowed_keys.contains(&who))
+        .map(|b| Bucket {
+            name: Some(b.name),
+            creation_date: Some(timestamp(b.created_ms)),
+            bucket_region: Some(gw.config.region.clone()),
+        })
+        .collect();
+    Ok(S3Response::new(ListBucketsOutput {
+        buckets: Some(buckets),
+        owner: Some(Owner {
+            display_name: Some(who.clone()),
+            id: Some(who),
+        }),
+        ..Default::default()
+    }))
+}
+
+/// Create a bucket owned by `owner` (shared with the admin API).
+pub(crate) async fn create_owned(gw: &Gateway, name: &str, owner: &str) -> S3Result<()> {
+    let key = MetaKey::new(Table::Buckets, "", name);
+    if let Some(existing) = gw.meta.get::<BucketRecord>(&key).await? {
+        return Err(if existing.owner == owner {
+            s3_error!(
+                BucketAlreadyOwnedByYou,
+                "Your previous request to create the named bucket succeeded and you already own it."
+            )
+        } else {
+            s3_error!(
+                BucketAlreadyExists,
+                "The requested bucket name is not available."
+            )
+        });
+    }
+    let record = BucketRecord {
+        name: name.to_owned(),
+        owner: owner.to_owned(),
+        created_ms: now_ms(),
+        allowed_keys: Vec::new(),
+    };
+    gw.meta.put(key, &record).await?;
+    Ok(())
+}
+
+pub(super) async fn create(
+    gw: &Gateway,
+    req: S3Request<CreateBucketInput>,
+) -> S3Result<S3Response<CreateBucketOutput>> {
+    let who = caller(&req)?;
+    if let Some(region) = req
+        .input
+        .create_bucket_configuration
+        .as_ref()
+        .and_then(|c| c.location_constraint.as_ref())
+        && !region.as_str().is_empty()
+        && region.as_str() != gw.config.region
+    {
+        return Err(s3_error!(
+            InvalidLocationConstraint,
+            "The specified location-constraint is not valid"
+        ));
+    }
+    create_owned(gw, &req.input.bucket, &who).await?;
+    Ok(S3Response::new(CreateBucketOutput {
+        location: Some(format!("/{}", req.input.bucket)),
+    }))
+}
+
+pub(super) async fn head(
+    gw: &Gateway,
+    req: S3Request<HeadBucketInput>,
+) -> S3Result<S3Response<HeadBucketOutput>> {
+    let who = caller(&req)?;
+    authorized_bucket(gw, &who, &req.input.bucket).await?;
+    Ok(S3Response::new(HeadBucketOutput {
+        bucket_region: Some(gw.config.region.clone()),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn location(
+    gw: &Gateway,
+    req: S3Request<GetBucketLocationInput>,
+) -> S3Result<S3Response<GetBucketLocationOutput>> {
+    let who = caller(&req)?;
+    authorized_bucket(gw, &who, &req.input.bucket).await?;
+    // us-east-1 is reported as an empty constraint, as AWS does.
+    let constraint = (gw.config.region != "us-east-1")
+        .then(|| BucketLocationConstraint::from(gw.config.region.clone()));
+    Ok(S3Response::new(GetBucketLocationOutput {
+        location_constraint: constraint,
+    }))
+}
+
+/// Whether a bucket holds at least one object.
+pub(crate) async fn has_objects(gw: &Gateway, bucket: &str) -> S3Result<bool> {
+    let mut after: Option<String> = None;
+    loop {
+        let page = gw
+            .meta
+            .scan(Table::Objects, bucket, "", after.as_deref(), 100)
+            .await?;
+        if !page.entries.is_empty() {
+            return Ok(true);
+        }
+        match page.next_after {
+            Some(a) => after = Some(a),
+            None => return Ok(false),
+        }
+    }
+}
+
+/// Delete an empty bucket (shared with the admin API).
+pub(crate) async fn delete_checked(gw: &Gateway, bucket: &str) -> S3Result<()> {
+    if has_objects(gw, bucket).await? {
+        return Err(s3_error!(
+            BucketNotEmpty,
+            "The bucket you tried to delete is not empty"
+        ));
+    }
+    gw.meta
+        .delete(MetaKey::new(Table::Buckets, "", bucket))
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn delete(
+    gw: &Gateway,
+    req: S3Request<DeleteBucketInput>,
+) -> S3Result<S3Response<DeleteBucketOutput>> {
+    let who = caller(&req)?;
+    let bucket = authorized_bucket(gw, &who, &req.input.bucket).await?;
+    if bucket.owner != who && !gw.is_root(&who) {
+        return Err(s3_error!(
+            AccessDenied,
+            "Only the bucket owner may delete it"
+        ));
+    }
+    delete_checked(gw, &req.input.bucket).await?;
+    Ok(S3Response::with_status(
+        DeleteBucketOutput::default(),
+        http::StatusCode::NO_CONTENT,
+    ))
+}

@@ -1,0 +1,306 @@
+//! ListObjectsV2 and ListObjects: one ordered range scan of the bucket's
+//! partition, rolled up into CommonPrefixes by delimiter.
+
+use super::object::etag;
+use super::{authorized_bucket, caller, timestamp};
+use crate::server::Gateway;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cairn::record::{self, ObjectRecord, Table};
+use cairn::rpc::MAX_SCAN_LIMIT;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+/// S3's default and largest page of a listing.
+pub const MAX_KEYS: usize = 1000;
+
+/// Sorts after every character a key can continue with, so that
+/// `prefix + SKIP_ALL` skips everything under a common prefix.
+const SKIP_ALL: char = char::MAX;
+
+struct Listing {
+    objects: Vec<(String, ObjectRecord)>,
+    prefixes: Vec<String>,
+    truncated: bool,
+    last: Option<String>,
+}
+
+fn is_common_prefix(marker: &str, prefix: &str, delimiter: Option<&str>) -> bool {
+    delimiter.is_some_and(|d| {
+        !d.is_empty()
+            && marker.len() > prefix.len()
+            && marker.starts_with(prefix)
+            && marker.ends_with(d)
+    })
+}
+
+async fn list_entries(
+    gw: &Gateway,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    marker: Option<String>,
+    max_keys: usize,
+) -> S3Result<Listing> {
+    assert!(max_keys <= MAX_KEYS);
+    let delimiter = delimiter.filter(|d| !d.is_empty());
+    let mut listing = Listing {
+        objects: Vec::new(),
+        prefixes: Vec::new(),
+        truncated: false,
+        last: None,
+    };
+    if max_keys == 0 {
+        return Ok(listing);
+    }
+    let mut after = marker.map(|m| {
+        if is_common_prefix(&m, prefix, delimiter) {
+            format!("{m}{SKIP_ALL}")
+        } else {
+            m
+        }
+    });
+    let mut count = 0usize;
+    'scan: loop {
+        let page = gw
+            .meta
+            .scan(
+                Table::Objects,
+                bucket,
+                prefix,
+                after.as_deref(),
+                MAX_SCAN_LIMIT,
+            )
+            .await?;
+        for (key, bytes) in page.entries {
+            let common = delimiter.and_then(|d| {
+                key[prefix.len()..]
+                    .find(d)
+                    .map(|pos| key[..prefix.len() + pos + d.len()].to_owned())
+            });
+            if count == max_keys {
+                listing.truncated = true;
+                break 'scan;
+            }
+            count += 1;
+            match common {
+                Some(cp) => {
+                    after = Some(format!("{cp}{SKIP_ALL}"));
+                    listing.last = Some(cp.clone());
+                    listing.prefixes.push(cp);
+                    continue 'scan;
+                }
+                None => {
+                    let rec: ObjectRecord = record::decode("object record", &bytes)
+                        .map_err(crate::error::Error::from)?;
+                    after = Some(key.clone());
+                    listing.last = Some(key.clone());
+                    listing.objects.push((key, rec));
+                }
+            }
+        }
+        match page.next_after {
+            // The page ended early: continue from where the merge stopped.
+            Some(next) if after.as_ref().is_none_or(|a| *a < next) => after = Some(next),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    Ok(listing)
+}
+
+/// Percent-encode as S3 does for `encoding-type=url`.
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn max_keys(requested: Option<i32>) -> S3Result<usize> {
+    match requested {
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must be non-negative")),
+        Some(n) => Ok((n as usize).min(MAX_KEYS)),
+        None => Ok(MAX_KEYS),
+    }
+}
+
+fn encoding(e: Option<&EncodingType>) -> S3Result<bool> {
+    match e {
+        None => Ok(false),
+        Some(e) if e.as_str().eq_ignore_ascii_case(EncodingType::URL) => Ok(true),
+        Some(_) => Err(s3_error!(
+            InvalidArgument,
+            "Invalid Encoding Method specified in Request"
+        )),
+    }
+}
+
+fn objects(listing: &Listing, url: bool, owner: Option<&Owner>) -> Vec<Object> {
+    listing
+        .objects
+        .iter()
+        .map(|(key, rec)| Object {
+            key: Some(if url { url_encode(key) } else { key.clone() }),
+            last_modified: Some(timestamp(rec.last_modified_ms)),
+            e_tag: Some(etag(&rec.etag)),
+            size: Some(rec.size as i64),
+            storage_class: Some(ObjectStorageClass::from(
+                ObjectStorageClass::STANDARD.to_owned(),
+            )),
+            owner: owner.cloned(),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn prefixes(listing: &Listing, url: bool) -> Vec<CommonPrefix> {
+    listing
+        .prefixes
+        .iter()
+        .map(|p| CommonPrefix {
+            prefix: Some(if url { url_encode(p) } else { p.clone() }),
+        })
+        .collect()
+}
+
+pub(super) async fn list_v2(
+    gw: &Gateway,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
+    let who = caller(&req)?;
+    let input = req.input;
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let max = max_keys(input.max_keys)?;
+    let url = encoding(input.encoding_type.as_ref())?;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let marker = match &input.continuation_token {
+        Some(token) => Some(
+            URL_SAFE_NO_PAD
+                .decode(token)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    s3_error!(
+                        InvalidArgument,
+                        "The continuation token provided is incorrect"
+                    )
+                })?,
+        ),
+        None => input.start_after.clone().filter(|s| !s.is_empty()),
+    };
+    let listing = list_entries(
+        gw,
+        &input.bucket,
+        &prefix,
+        input.delimiter.as_deref(),
+        marker,
+        max,
+    )
+    .await?;
+    let owner = input.fetch_owner.unwrap_or(false).then(|| Owner {
+        display_name: Some(bucket.owner.clone()),
+        id: Some(bucket.owner.clone()),
+    });
+    let contents = objects(&listing, url, owner.as_ref());
+    let common = prefixes(&listing, url);
+    let next = listing
+        .truncated
+        .then(|| listing.last.as_ref().map(|l| URL_SAFE_NO_PAD.encode(l)))
+        .flatten();
+    Ok(S3Response::new(ListObjectsV2Output {
+        name: Some(input.bucket),
+        prefix: Some(if url { url_encode(&prefix) } else { prefix }),
+        delimiter: input
+            .delimiter
+            .map(|d| if url { url_encode(&d) } else { d }),
+        max_keys: Some(max as i32),
+        key_count: Some((contents.len() + common.len()) as i32),
+        continuation_token: input.continuation_token,
+        next_continuation_token: next,
+        is_truncated: Some(listing.truncated),
+        start_after: input
+            .start_after
+            .map(|s| if url { url_encode(&s) } else { s }),
+        encoding_type: input.encoding_type,
+        contents: Some(contents),
+        common_prefixes: (!common.is_empty()).then_some(common),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn list_v1(
+    gw: &Gateway,
+    req: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
+    let who = caller(&req)?;
+    let input = req.input;
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let max = max_keys(input.max_keys)?;
+    let url = encoding(input.encoding_type.as_ref())?;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let marker = input.marker.clone().filter(|m| !m.is_empty());
+    let listing = list_entries(
+        gw,
+        &input.bucket,
+        &prefix,
+        input.delimiter.as_deref(),
+        marker,
+        max,
+    )
+    .await?;
+    let owner = Owner {
+        display_name: Some(bucket.owner.clone()),
+        id: Some(bucket.owner.clone()),
+    };
+    let contents = objects(&listing, url, Some(&owner));
+    let common = prefixes(&listing, url);
+    let next_marker = listing
+        .truncated
+        .then(|| {
+            listing
+                .last
+                .clone()
+                .map(|l| if url { url_encode(&l) } else { l })
+        })
+        .flatten();
+    Ok(S3Response::new(ListObjectsOutput {
+        name: Some(input.bucket),
+        prefix: Some(if url { url_encode(&prefix) } else { prefix }),
+        delimiter: input
+            .delimiter
+            .map(|d| if url { url_encode(&d) } else { d }),
+        marker: Some(input.marker.unwrap_or_default()),
+        next_marker,
+        max_keys: Some(max as i32),
+        is_truncated: Some(listing.truncated),
+        encoding_type: input.encoding_type,
+        contents: Some(contents),
+        common_prefixes: (!common.is_empty()).then_some(common),
+        ..Default::default()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoding_keeps_slashes_and_unreserved() {
+        assert_eq!(url_encode("a b/c+d~é"), "a%20b/c%2Bd~%C3%A9");
+    }
+
+    #[test]
+    fn common_prefix_markers() {
+        assert!(is_common_prefix("photos/2024/", "photos/", Some("/")));
+        assert!(!is_common_prefix("photos/", "photos/", Some("/")));
+        assert!(!is_common_prefix("photos/a.jpg", "photos/", Some("/")));
+        assert!(!is_common_prefix("photos/2024/", "photos/", None));
+    }
+}

@@ -1,0 +1,633 @@
+//! Object operations: PutObject, GetObject, HeadObject, DeleteObject(s),
+//! CopyObject.
+
+use super::upload::{checksum_request, receive};
+use super::{authorized_bucket, caller, now_ms, timestamp};
+use crate::config::MAX_PUT_OBJECT_BYTES;
+use crate::server::Gateway;
+use bytes::Bytes;
+use cairn::record::{ChecksumKind, MetaKey, ObjectRecord, StoredChecksum, Table};
+use futures::Stream;
+use futures::stream::BoxStream;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Largest number of keys in one DeleteObjects request (S3's limit).
+pub const MAX_DELETE_OBJECTS: usize = 1000;
+
+pub(crate) fn object_key(bucket: &str, key: &str) -> MetaKey {
+    MetaKey::new(Table::Objects, bucket, key)
+}
+
+/// The current record of an object, or NoSuchKey.
+pub(crate) async fn object_record(gw: &Gateway, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
+    gw.meta
+        .get::<ObjectRecord>(&object_key(bucket, key))
+        .await?
+        .ok_or_else(|| s3_error!(NoSuchKey, "The specified key does not exist."))
+}
+
+/// Standard headers kept with an object.
+pub(crate) struct StandardHeaders {
+    pub content_type: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub user_metadata: Vec<(String, String)>,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn standard_headers(
+    content_type: Option<String>,
+    cache_control: Option<String>,
+    content_disposition: Option<String>,
+    content_encoding: Option<String>,
+    content_language: Option<String>,
+    expires: Option<&Timestamp>,
+    metadata: Option<Metadata>,
+) -> StandardHeaders {
+    let mut headers = Vec::new();
+    for (name, value) in [
+        ("cache-control", cache_control),
+        ("content-disposition", content_disposition),
+        ("content-encoding", content_encoding),
+        ("content-language", content_language),
+    ] {
+        if let Some(v) = value {
+            headers.push((name.to_owned(), v));
+        }
+    }
+    if let Some(e) = expires {
+        let mut buf = Vec::new();
+        if e.format(TimestampFormat::HttpDate, &mut buf).is_ok() {
+            headers.push((
+                "expires".to_owned(),
+                String::from_utf8_lossy(&buf).into_owned(),
+            ));
+        }
+    }
+    let mut user_metadata: Vec<(String, String)> = metadata
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    user_metadata.sort();
+    StandardHeaders {
+        content_type,
+        headers,
+        user_metadata,
+    }
+}
+
+fn header(rec: &ObjectRecord, name: &str) -> Option<String> {
+    rec.headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+}
+
+fn metadata(rec: &ObjectRecord) -> Option<Metadata> {
+    (!rec.user_metadata.is_empty()).then(|| rec.user_metadata.iter().cloned().collect())
+}
+
+fn expires(rec: &ObjectRecord) -> Option<Timestamp> {
+    header(rec, "expires").and_then(|s| Timestamp::parse(TimestampFormat::HttpDate, &s).ok())
+}
+
+pub(crate) fn etag(value: &str) -> ETag {
+    ETag::Strong(value.to_owned())
+}
+
+/// The checksum fields of a response, filled from a stored checksum.
+#[derive(Default)]
+pub(crate) struct ChecksumFields {
+    pub crc32: Option<String>,
+    pub crc32c: Option<String>,
+    pub crc64nvme: Option<String>,
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+    pub kind: Option<ChecksumType>,
+}
+
+pub(crate) fn checksum_fields(c: Option<&StoredChecksum>) -> ChecksumFields {
+    let mut f = ChecksumFields::default();
+    let Some(c) = c else { return f };
+    let v = Some(c.value.clone());
+    match c.algorithm.as_str() {
+        "CRC32" => f.crc32 = v,
+        "CRC32C" => f.crc32c = v,
+        "CRC64NVME" => f.crc64nvme = v,
+        "SHA1" => f.sha1 = v,
+        "SHA256" => f.sha256 = v,
+        _ => return f,
+    }
+    f.kind = Some(ChecksumType::from(
+        match c.kind {
+            ChecksumKind::FullObject => ChecksumType::FULL_OBJECT,
+            ChecksumKind::Composite => ChecksumType::COMPOSITE,
+        }
+        .to_owned(),
+    ));
+    f
+}
+
+fn check_write_preconditions(
+    current: Option<&ObjectRecord>,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<()> {
+    let failed = || {
+        s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        )
+    };
+    if let Some(cond) = if_none_match
+        && let Some(cur) = current
+        && etag_matches(cond, &cur.etag)
+    {
+        return Err(failed());
+    }
+    if let Some(cond) = if_match {
+        match current {
+            None => return Err(s3_error!(NoSuchKey, "The specified key does not exist.")),
+            Some(cur) if !etag_matches(cond, &cur.etag) => return Err(failed()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn etag_matches(cond: &ETagCondition, etag: &str) -> bool {
+    match cond {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value() == etag,
+    }
+}
+
+pub(super) async fn put(
+    gw: &Gateway,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let who = caller(&req)?;
+    let request = checksum_request(&req.headers)?;
+    let trailers = req.trailing_headers.clone();
+    let input = req.input;
+    authorized_bucket(gw, &who, &input.bucket).await?;
+    if input
+        .content_length
+        .is_some_and(|l| l as u64 > MAX_PUT_OBJECT_BYTES)
+    {
+        return Err(s3_error!(
+            EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed size"
+        ));
+    }
+    let conditional = input.if_match.is_some() || input.if_none_match.is_some();
+    if conditional {
+        let current = gw
+            .meta
+            .get::<ObjectRecord>(&object_key(&input.bucket, &input.key))
+            .await?;
+        check_write_preconditions(
+            current.as_ref(),
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+        )?;
+    }
+    let std = standard_headers(
+        input.content_type.map(|c| c.to_string()),
+        input.cache_control,
+        input.content_disposition,
+        input.content_encoding,
+        input.content_language,
+        input.expires.as_ref(),
+        input.metadata,
+    );
+    let (written, checksum) = receive(
+        gw,
+        input.body,
+        &request,
+        trailers.as_ref(),
+        MAX_PUT_OBJECT_BYTES,
+        true,
+    )
+    .await?;
+    let etag_hex = hex::encode(written.md5);
+    let rec = ObjectRecord {
+        size: written.size,
+        etag: etag_hex.clone(),
+        last_modified_ms: now_ms(),
+        content_type: std.content_type,
+        headers: std.headers,
+        user_metadata: std.user_metadata,
+        checksum: checksum.clone(),
+        part_sizes: Vec::new(),
+        data: written.data,
+    };
+    gw.meta
+        .put(object_key(&input.bucket, &input.key), &rec)
+        .await?;
+    let f = checksum_fields(checksum.as_ref());
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: Some(etag(&etag_hex)),
+        checksum_crc32: f.crc32,
+        checksum_crc32c: f.crc32c,
+        checksum_crc64nvme: f.crc64nvme,
+        checksum_sha1: f.sha1,
+        checksum_sha256: f.sha256,
+        checksum_type: f.kind,
+        size: Some(rec.size as i64),
+        ..Default::default()
+    }))
+}
+
+/// Evaluate If-Match, If-None-Match, If-Modified-Since and
+/// If-Unmodified-Since as RFC 9110 and S3 order them.
+fn check_read_preconditions(
+    rec: &ObjectRecord,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    let modified = timestamp(rec.last_modified_ms / 1000 * 1000);
+    let to_odt = |t: &Timestamp| time::OffsetDateTime::from(t.clone());
+    let failed = || {
+        s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        )
+    };
+    match if_match {
+        Some(cond) if !etag_matches(cond, &rec.etag) => return Err(failed()),
+        Some(_) => {}
+        None => {
+            if let Some(t) = if_unmodified_since
+                && to_odt(&modified) > to_odt(t)
+            {
+                return Err(failed());
+            }
+        }
+    }
+    match if_none_match {
+        Some(cond) if etag_matches(cond, &rec.etag) => return Err(s3_error!(NotModified)),
+        Some(_) => {}
+        None => {
+            if let Some(t) = if_modified_since
+                && to_odt(&modified) <= to_odt(t)
+            {
+                return Err(s3_error!(NotModified));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The byte range of part `n` (1-based) of an object.
+fn part_range(rec: &ObjectRecord, n: i32) -> S3Result<(std::ops::Range<u64>, i32)> {
+    let sizes: Vec<u64> = if rec.part_sizes.is_empty() {
+        vec![rec.size]
+    } else {
+        rec.part_sizes.clone()
+    };
+    if n < 1 || n as usize > sizes.len() {
+        let mut e = s3s::S3Error::with_message(
+            s3s::S3ErrorCode::Custom("InvalidPartNumber".into()),
+            "The requested partnumber is not satisfiable",
+        );
+        e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+        return Err(e);
+    }
+    let start: u64 = sizes[..n as usize - 1].iter().sum();
+    Ok((start..start + sizes[n as usize - 1], sizes.len() as i32))
+}
+
+/// A `Sync` wrapper so a boxed stream can become a response body.
+struct SyncStream(std::sync::Mutex<BoxStream<'static, Result<Bytes, std::io::Error>>>);
+
+impl Stream for SyncStream {
+    type Item = Result<Bytes, std::io::Error>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let inner = self.get_mut().0.get_mut().expect("stream mutex poisoned");
+        inner.as_mut().poll_next(cx)
+    }
+}
+
+pub(super) async fn get(
+    gw: &Gateway,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let who = caller(&req)?;
+    let input = req.input;
+    authorized_bucket(gw, &who, &input.bucket).await?;
+    let rec = object_record(gw, &input.bucket, &input.key).await?;
+    check_read_preconditions(
+        &rec,
+        input.if_match.as_ref(),
+        input.if_none_match.as_ref(),
+        input.if_modified_since.as_ref(),
+        input.if_unmodified_since.as_ref(),
+    )?;
+    let (range, partial, parts_count) = match (&input.range, input.part_number) {
+        (Some(_), Some(_)) => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Cannot specify both Range header and partNumber query parameter"
+            ));
+        }
+        (Some(r), None) => {
+            let range = r
+                .check(rec.size)
+                .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
+            (range, true, None)
+        }
+        (None, Some(n)) => {
+            let (range, count) = part_range(&rec, n)?;
+            (range, !rec.part_sizes.is_empty(), Some(count))
+        }
+        (None, None) => (0..rec.size, false, None),
+    };
+    let body = gw.data.read_range(&rec.data, range.clone()).await?;
+    let content_range = partial.then(|| {
+        if range.is_empty() {
+            format!("bytes */{}", rec.size)
+        } else {
+            format!("bytes {}-{}/{}", range.start, range.end - 1, rec.size)
+        }
+    });
+    let want_checksum = input
+        .checksum_mode
+        .as_ref()
+        .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+    // A checksum covers the whole object: never send it with a part of it.
+    let f = if want_checksum && !partial {
+        checksum_fields(rec.checksum.as_ref())
+    } else {
+        ChecksumFields::default()
+    };
+    let output = GetObjectOutput {
+        body: Some(StreamingBlob::wrap(SyncStream(std::sync::Mutex::new(body)))),
+        accept_ranges: Some("bytes".into()),
+        content_length: Some((range.end - range.start) as i64),
+        content_range,
+        content_type: rec.content_type.clone().and_then(|c| c.parse().ok()),
+        cache_control: header(&rec, "cache-control"),
+        content_disposition: header(&rec, "content-disposition"),
+        content_encoding: header(&rec, "content-encoding"),
+        content_language: header(&rec, "content-language"),
+        expires: expires(&rec),
+        e_tag: Some(etag(&rec.etag)),
+        last_modified: Some(timestamp(rec.last_modified_ms)),
+        metadata: metadata(&rec),
+        parts_count,
+        checksum_crc32: f.crc32,
+        checksum_crc32c: f.crc32c,
+        checksum_crc64nvme: f.crc64nvme,
+        checksum_sha1: f.sha1,
+        checksum_sha256: f.sha256,
+        checksum_type: f.kind,
+        ..Default::default()
+    };
+    let status = partial.then_some(http::StatusCode::PARTIAL_CONTENT);
+    Ok(match status {
+        Some(s) => S3Response::with_status(output, s),
+        None => S3Response::new(output),
+    })
+}
+
+pub(super) async fn head(
+    gw: &Gateway,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let who = caller(&req)?;
+    let input = req.input;
+    authorized_bucket(gw, &who, &input.bucket).await?;
+    let rec = object_record(gw, &input.bucket, &input.key).await?;
+    check_read_preconditions(
+        &rec,
+        input.if_match.as_ref(),
+        input.if_none_match.as_ref(),
+        input.if_modified_since.as_ref(),
+        input.if_unmodified_since.as_ref(),
+    )?;
+    let (length, parts_count, content_range, partial) = match (&input.range, input.part_number) {
+        (Some(r), _) => {
+            let range = r
+                .check(rec.size)
+                .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
+            let cr = format!(
+                "bytes {}-{}/{}",
+                range.start,
+                range.end.saturating_sub(1),
+                rec.size
+            );
+            (range.end - range.start, None, Some(cr), true)
+        }
+        (None, Some(n)) => {
+            let (range, count) = part_range(&rec, n)?;
+            (
+                range.end - range.start,
+                Some(count),
+                None,
+                !rec.part_sizes.is_empty(),
+            )
+        }
+        (None, None) => (rec.size, None, None, false),
+    };
+    let want_checksum = input
+        .checksum_mode
+        .as_ref()
+        .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+    let f = if want_checksum && !partial {
+        checksum_fields(rec.checksum.as_ref())
+    } else {
+        ChecksumFields::default()
+    };
+    Ok(S3Response::new(HeadObjectOutput {
+        accept_ranges: Some("bytes".into()),
+        content_length: Some(length as i64),
+        content_range,
+        content_type: rec.content_type.clone().and_then(|c| c.parse().ok()),
+        cache_control: header(&rec, "cache-control"),
+        content_disposition: header(&rec, "content-disposition"),
+        content_encoding: header(&rec, "content-encoding"),
+        content_language: header(&rec, "content-language"),
+        expires: expires(&rec),
+        e_tag: Some(etag(&rec.etag)),
+        last_modified: Some(timestamp(rec.last_modified_ms)),
+        metadata: metadata(&rec),
+        parts_count,
+        checksum_crc32: f.crc32,
+        checksum_crc32c: f.crc32c,
+        checksum_crc64nvme: f.crc64nvme,
+        checksum_sha1: f.sha1,
+        checksum_sha256: f.sha256,
+        checksum_type: f.kind,
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn delete(
+    gw: &Gateway,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let who = caller(&req)?;
+    let input = req.input;
+    authorized_bucket(gw, &who, &input.bucket).await?;
+    if input.if_match.is_some() {
+        let current = gw
+            .meta
+            .get::<ObjectRecord>(&object_key(&input.bucket, &input.key))
+            .await?;
+        check_write_preconditions(current.as_ref(), input.if_match.as_ref(), None)?;
+    }
+    // Deleting a missing key succeeds, as in S3.
+    gw.meta
+        .delete(object_key(&input.bucket, &input.key))
+        .await?;
+    Ok(S3Response::with_status(
+        DeleteObjectOutput::default(),
+        http::StatusCode::NO_CONTENT,
+    ))
+}
+
+pub(super) async fn delete_many(
+    gw: &Gateway,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let who = caller(&req)?;
+    let input = req.input;
+    authorized_bucket(gw, &who, &input.bucket).await?;
+    let objects = input.delete.objects;
+    if objects.len() > MAX_DELETE_OBJECTS {
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ));
+    }
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let results = futures::future::join_all(
+        objects
+            .iter()
+            .map(|o| gw.meta.delete(object_key(&input.bucket, &o.key))),
+    )
+    .await;
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for (o, r) in objects.into_iter().zip(results) {
+        match r {
+            Ok(_) if !quiet => deleted.push(DeletedObject {
+                key: Some(o.key),
+                ..Default::default()
+            }),
+            Ok(_) => {}
+            Err(e) => {
+                let s3: s3s::S3Error = e.into();
+                errors.push(Error {
+                    key: Some(o.key),
+                    code: Some(s3.code().as_str().to_owned()),
+                    message: s3.message().map(str::to_owned),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: (!errors.is_empty()).then_some(errors),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn copy(
+    gw: &Gateway,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let who = caller(&req)?;
+    let input = req.input;
+    let (src_bucket, src_key) = match &input.copy_source {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => {
+            if version_id.as_deref().is_some_and(|v| v != "null") {
+                return Err(s3_error!(
+                    NoSuchVersion,
+                    "The specified version does not exist."
+                ));
+            }
+            (bucket.to_string(), key.to_string())
+        }
+        _ => {
+            return Err(s3_error!(
+                NotImplemented,
+                "Access point copy sources are not supported"
+            ));
+        }
+    };
+    authorized_bucket(gw, &who, &src_bucket).await?;
+    authorized_bucket(gw, &who, &input.bucket).await?;
+    let src = object_record(gw, &src_bucket, &src_key).await?;
+    let failed = || {
+        s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        )
+    };
+    if let Some(m) = &input.copy_source_if_match
+        && !etag_matches(m, &src.etag)
+    {
+        return Err(failed());
+    }
+    if let Some(m) = &input.copy_source_if_none_match
+        && etag_matches(m, &src.etag)
+    {
+        return Err(failed());
+    }
+    let replace = input
+        .metadata_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    if !replace && src_bucket == input.bucket && src_key == input.key {
+        return Err(s3_error!(
+            InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+        ));
+    }
+    let mut rec = src.clone();
+    rec.last_modified_ms = now_ms();
+    if replace {
+        let std = standard_headers(
+            input.content_type.map(|c| c.to_string()),
+            input.cache_control,
+            input.content_disposition,
+            input.content_encoding,
+            input.content_language,
+            input.expires.as_ref(),
+            input.metadata,
+        );
+        rec.content_type = std.content_type;
+        rec.headers = std.headers;
+        rec.user_metadata = std.user_metadata;
+    }
+    // The copy shares the source's chunks: content addressing makes it free.
+    gw.meta
+        .put(object_key(&input.bucket, &input.key), &rec)
+        .await?;
+    let f = checksum_fields(rec.checksum.as_ref());
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(CopyObjectResult {
+            e_tag: Some(etag(&rec.etag)),
+            last_modified: Some(timestamp(rec.last_modified_ms)),
+            checksum_crc32: f.crc32,
+            checksum_crc32c: f.crc32c,
+            checksum_crc64nvme: f.crc64nvme,
+            checksum_sha1: f.sha1,
+            checksum_sha256: f.sha256,
+            checksum_type: f.kind,
+        }),
+        ..Default::default()
+    }))
+}

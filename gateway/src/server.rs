@@ -1,0 +1,129 @@
+//! The gateway process: state, router, and `run(listener, shutdown)`.
+
+use crate::cluster::Cluster;
+use crate::config::GatewayConfig;
+use crate::data::DataPath;
+use crate::error::Result;
+use crate::host::Domains;
+use crate::meta::Meta;
+use crate::s3::CairnS3;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use cairn::record::{AccessKeyRecord, MetaKey, Table};
+use cairn_node::client::NodeClient;
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{S3Result, s3_error};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Everything a gateway shares between requests.
+pub struct Gateway {
+    /// Its configuration.
+    pub config: GatewayConfig,
+    /// The cluster view.
+    pub cluster: Arc<Cluster>,
+    /// Replicated metadata.
+    pub meta: Meta,
+    /// Data pipelines.
+    pub data: Arc<DataPath>,
+    /// The Prometheus recorder of this process, if one was installed.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+impl Gateway {
+    /// Build the gateway state and read the layout once.
+    pub async fn new(
+        config: GatewayConfig,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> anyhow::Result<Arc<Self>> {
+        config.validate().map_err(anyhow::Error::msg)?;
+        let client = NodeClient::new(&config.cluster_secret);
+        let cluster = Arc::new(Cluster::new(client, config.seed_nodes.clone()));
+        cluster.refresh().await;
+        cluster.spawn_refresher();
+        let writer = rand::random::<u64>();
+        let meta = Meta::new(cluster.clone(), writer);
+        let data = Arc::new(DataPath::new(
+            cluster.clone(),
+            config.chunk_size_bytes,
+            config.inline_threshold_bytes,
+        ));
+        Ok(Arc::new(Self {
+            config,
+            cluster,
+            meta,
+            data,
+            metrics,
+        }))
+    }
+
+    /// Whether `access_key` is the root key.
+    pub fn is_root(&self, access_key: &str) -> bool {
+        access_key == self.config.root_access_key
+    }
+
+    /// Look up an access key (quorum read).
+    pub async fn access_key(&self, id: &str) -> Result<Option<AccessKeyRecord>> {
+        self.meta
+            .get(&MetaKey::new(Table::AccessKeys, "", id))
+            .await
+    }
+}
+
+struct KeyAuth(Arc<Gateway>);
+
+#[async_trait::async_trait]
+impl S3Auth for KeyAuth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        if self.0.is_root(access_key) {
+            return Ok(SecretKey::from(self.0.config.root_secret_key.clone()));
+        }
+        match self.0.access_key(access_key).await {
+            Ok(Some(k)) => Ok(SecretKey::from(k.secret_access_key)),
+            Ok(None) => Err(s3_error!(
+                InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records."
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn s3_service(gw: &Arc<Gateway>) -> S3Service {
+    let mut builder = S3ServiceBuilder::new(CairnS3::new(gw.clone()));
+    builder.set_auth(KeyAuth(gw.clone()));
+    builder.set_host(Domains::new(gw.config.domains.clone()));
+    builder.build()
+}
+
+async fn s3_fallback(State(svc): State<Arc<S3Service>>, req: Request) -> Response {
+    let req = req.map(s3s::Body::http_body_unsync);
+    match svc.call(req).await {
+        Ok(resp) => resp.map(axum::body::Body::new).into_response(),
+        Err(e) => {
+            tracing::error!(error = ?e, "s3 service failed");
+            (http::StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+/// The whole HTTP surface: admin API, health, metrics, and S3 for the rest.
+pub fn router(gw: Arc<Gateway>) -> Router {
+    let svc = Arc::new(s3_service(&gw));
+    crate::admin::router(gw).fallback_service(Router::new().fallback(s3_fallback).with_state(svc))
+}
+
+/// Serve the gateway on `listener` until `shutdown` completes.
+pub async fn run(
+    gw: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "gateway serving");
+    axum::serve(listener, router(gw))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
