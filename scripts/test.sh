@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Run everything: formatting, lints, unit and property tests, the
+# integration tests (real node and gateway processes on loopback), and the
+# real-client checks. This is the README's second command and what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+# One target directory outside the clone, so warm runs are fast; one profile
+# (dev, dependencies optimised) for the tests and the binaries they start.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cairn/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all --check
+
+step "build"
+cargo build --locked --workspace --bins
+
+step "lint"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+step "tests"
+export CAIRN_BIN_DIR="$CARGO_TARGET_DIR/debug"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --locked --workspace --no-fail-fast
+else
+    cargo test --locked --workspace --no-fail-fast
+fi

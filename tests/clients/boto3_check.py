@@ -1,0 +1,121 @@
+"""boto3 against a running Cairn cluster, with boto3's default settings
+(flexible checksums on). Checks content by SHA-256, not status codes.
+
+Environment: S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_REGION, WORK (a scratch directory), BIG_BYTES (size of the big object).
+"""
+import concurrent.futures
+import hashlib
+import os
+import sys
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+
+ENDPOINT = os.environ["S3_ENDPOINT"]
+WORK = os.environ["WORK"]
+BIG = int(os.environ.get("BIG_BYTES", str(1 << 30)))
+BUCKET = "boto3-check"
+LIST_BUCKET = "listing-2500"
+
+s3 = boto3.client("s3", endpoint_url=ENDPOINT)
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def file_sha(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check(cond, what):
+    if not cond:
+        print(f"boto3: FAILED: {what}", file=sys.stderr)
+        sys.exit(1)
+
+
+s3.create_bucket(Bucket=BUCKET)
+
+# Sizes across the inline threshold, chunks, and the multipart threshold.
+for size in [0, 1, 16 << 10, (5 << 20) + 1, 20 << 20]:
+    data = os.urandom(size)
+    s3.put_object(Bucket=BUCKET, Key=f"sizes/{size}", Body=data,
+                  ContentType="application/x-check", Metadata={"origin": "boto3", "size": str(size)})
+    got = s3.get_object(Bucket=BUCKET, Key=f"sizes/{size}")
+    check(sha(got["Body"].read()) == sha(data), f"content of {size} bytes")
+    check(got["Metadata"] == {"origin": "boto3", "size": str(size)}, f"metadata of {size}: {got['Metadata']}")
+    check(got["ContentType"] == "application/x-check", "content type")
+
+# The big object: multipart upload (above the 8 MiB threshold) and download,
+# compared by hash; GET with checksum mode on must not fail validation.
+big = os.path.join(WORK, "boto3-big.bin")
+with open(big, "wb") as f:
+    left = BIG
+    while left:
+        n = min(left, 8 << 20)
+        f.write(os.urandom(n))
+        left -= n
+config = TransferConfig(multipart_threshold=8 << 20, multipart_chunksize=16 << 20, max_concurrency=4)
+s3.upload_file(big, BUCKET, "big.bin", ExtraArgs={"Metadata": {"kind": "big"}}, Config=config)
+head = s3.head_object(Bucket=BUCKET, Key="big.bin")
+check(head["ContentLength"] == BIG, "big size")
+check(head["Metadata"].get("kind") == "big", "big metadata")
+check(head["ETag"].strip('"').endswith(f"-{-(-BIG // (16 << 20))}"), f"multipart ETag {head['ETag']}")
+back = os.path.join(WORK, "boto3-big.back")
+s3.download_file(BUCKET, "big.bin", back, Config=config)
+check(file_sha(back) == file_sha(big), "big content")
+resp = s3.get_object(Bucket=BUCKET, Key="big.bin", ChecksumMode="ENABLED", Range="bytes=0-1048575")
+check(len(resp["Body"].read()) == 1 << 20, "range of big")
+# A multipart object read whole with checksum validation (default settings).
+small_mp = os.urandom((8 << 20) + 12345)
+path = os.path.join(WORK, "boto3-mp.bin")
+with open(path, "wb") as f:
+    f.write(small_mp)
+s3.upload_file(path, BUCKET, "mp.bin", Config=TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20))
+got = s3.get_object(Bucket=BUCKET, Key="mp.bin", ChecksumMode="ENABLED")
+check(sha(got["Body"].read()) == sha(small_mp), "multipart object content with checksum mode")
+os.remove(big)
+os.remove(back)
+
+# Copy and delete.
+s3.copy_object(Bucket=BUCKET, Key="copy.bin", CopySource={"Bucket": BUCKET, "Key": "sizes/20971520"})
+orig = s3.get_object(Bucket=BUCKET, Key="sizes/20971520")["Body"].read()
+check(sha(s3.get_object(Bucket=BUCKET, Key="copy.bin")["Body"].read()) == sha(orig), "copy content")
+s3.delete_object(Bucket=BUCKET, Key="copy.bin")
+try:
+    s3.head_object(Bucket=BUCKET, Key="copy.bin")
+    check(False, "deleted object still there")
+except s3.exceptions.ClientError as e:
+    check(e.response["Error"]["Code"] in ("404", "NoSuchKey"), f"deleted: {e}")
+
+# 2,500 keys for every client to list (created here, shared).
+s3.create_bucket(Bucket=LIST_BUCKET)
+keys = [f"d{d}/f{i:04d}" for d in range(5) for i in range(480)] + [f"top{i:03d}" for i in range(100)]
+check(len(keys) == 2500, "2,500 keys")
+with concurrent.futures.ThreadPoolExecutor(16) as pool:
+    list(pool.map(lambda k: s3.put_object(Bucket=LIST_BUCKET, Key=k, Body=k.encode()), keys))
+seen = []
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=LIST_BUCKET, PaginationConfig={"PageSize": 300}):
+    seen += [o["Key"] for o in page.get("Contents", [])]
+check(seen == sorted(keys), f"flat listing: {len(seen)} keys")
+prefixes, top = [], []
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=LIST_BUCKET, Delimiter="/", PaginationConfig={"PageSize": 40}):
+    prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+    top += [o["Key"] for o in page.get("Contents", [])]
+check(prefixes == [f"d{d}/" for d in range(5)], f"common prefixes {prefixes}")
+check(len(top) == 100, f"top-level keys {len(top)}")
+d3 = []
+for page in s3.get_paginator("list_objects").paginate(Bucket=LIST_BUCKET, Prefix="d3/", PaginationConfig={"PageSize": 100}):
+    d3 += [o["Key"] for o in page.get("Contents", [])]
+check(len(d3) == 480, f"v1 listing under a prefix: {len(d3)}")
+
+# Batch delete.
+s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": f"sizes/{s}"} for s in [0, 1]]})
+left = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="sizes/").get("Contents", [])]
+check("sizes/0" not in left and "sizes/1" not in left, "batch delete")
+print("boto3: all checks passed")

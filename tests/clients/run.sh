@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Real S3 clients against a real 6-node (4+2) local cluster: boto3 and the
+# AWS CLI from PyPI (current default settings), rclone and s3cmd from
+# Debian. Installs what is missing, starts the cluster, runs every check,
+# stops the cluster. BIG_BYTES (default 1 GiB) sizes the largest object.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+HERE="$ROOT/tests/clients"
+CACHE="${CAIRN_CACHE_DIR:-$HOME/.cache/cairn}"
+VENV="$CACHE/venv"
+
+if ! command -v rclone >/dev/null || ! command -v s3cmd >/dev/null; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq rclone s3cmd >/dev/null
+fi
+if [ ! -x "$VENV/bin/aws" ] || ! "$VENV/bin/python" -c 'import boto3' 2>/dev/null; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --upgrade pip
+    "$VENV/bin/pip" install --quiet awscli boto3
+fi
+export PATH="$VENV/bin:$PATH"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/cairn-clients.XXXXXX")"
+export WORK
+cleanup() {
+    "$ROOT/scripts/local-cluster.sh" down "$WORK/cluster" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+"$ROOT/scripts/local-cluster.sh" up "$WORK/cluster" 6 1
+set -a; . "$WORK/cluster/cluster.env"; set +a
+echo "clients: aws $(aws --version 2>&1 | cut -d' ' -f1), boto3 $(python -c 'import boto3; print(boto3.__version__)'), $(rclone version | head -1), s3cmd $(s3cmd --version | cut -d' ' -f3)"
+
+passed=0; failed=0
+run() {
+    local name="$1"; shift
+    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "clients: $name failed" >&2; fi
+}
+run boto3 python "$HERE/boto3_check.py"     # first: creates the shared 2,500-key bucket
+run awscli bash "$HERE/awscli_check.sh"
+run rclone bash "$HERE/rclone_check.sh"
+run s3cmd bash "$HERE/s3cmd_check.sh"
+echo "clients: $passed passed, $failed failed"
+[ "$failed" = 0 ]
