@@ -29,3 +29,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --locked --workspace --no-fail-fast
 fi
+
+step "real clients (AWS CLI, boto3, rclone, s3cmd) on a 6-node local cluster"
+tests/clients/run.sh

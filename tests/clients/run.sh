@@ -20,6 +20,9 @@ if [ ! -x "$VENV/bin/aws" ] || ! "$VENV/bin/python" -c 'import boto3' 2>/dev/nul
     "$VENV/bin/pip" install --quiet awscli boto3
 fi
 export PATH="$VENV/bin:$PATH"
+# The cluster speaks plain HTTP on loopback; a CA bundle set for the
+# machine's outbound TLS only confuses clients (rclone refuses to start).
+unset AWS_CA_BUNDLE
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/cairn-clients.XXXXXX")"
 export WORK

@@ -39,7 +39,7 @@ n="$(s3c ls -r s3://listing-2500 | wc -l)"
 [ "$n" = 2500 ] || fail "listing 2,500 keys: $n"
 dirs="$(s3c ls s3://listing-2500/ | grep -c DIR)"
 [ "$dirs" = 5 ] || fail "common prefixes: $dirs"
-s3c del -r "s3://$B" >/dev/null
+s3c del --recursive --force "s3://$B" >/dev/null
 s3c rb "s3://$B" >/dev/null
 rm -rf "$d"
 echo "s3cmd: all checks passed"

@@ -130,6 +130,17 @@ pub(super) async fn location(
     }))
 }
 
+/// Buckets are never versioned (yet): an empty configuration, as S3 answers
+/// for a bucket whose versioning was never enabled.
+pub(super) async fn versioning(
+    gw: &Gateway,
+    req: S3Request<GetBucketVersioningInput>,
+) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+    let who = caller(&req)?;
+    authorized_bucket(gw, &who, &req.input.bucket).await?;
+    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+}
+
 /// Whether a bucket holds at least one object.
 pub(crate) async fn has_objects(gw: &Gateway, bucket: &str) -> S3Result<bool> {
     let mut after: Option<String> = None;

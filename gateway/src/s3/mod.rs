@@ -95,6 +95,12 @@ impl S3 for CairnS3 {
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         bucket::location(&self.gw, req).await
     }
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        bucket::versioning(&self.gw, req).await
+    }
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,
