@@ -44,10 +44,32 @@ impl Error {
             Error::NoLayout | Error::Quorum(_) | Error::Unreadable(_) | Error::Node(_) => {
                 S3ErrorCode::ServiceUnavailable
             }
-            Error::Body(_) => S3ErrorCode::IncompleteBody,
+            Error::Body(reason) => body_error_code(reason),
             Error::Core(_) => S3ErrorCode::InternalError,
             Error::S3(e) => e.code().clone(),
         }
+    }
+}
+
+/// AWS's code for a body whose SHA-256 is not the signed one (400).
+const SHA256_MISMATCH: &str = "XAmzContentSHA256Mismatch";
+
+/// The S3 code of a failed request body. `s3s` verifies chunk signatures and
+/// the single-chunk payload hash while the body streams, and reports a
+/// mismatch as a stream error whose types are private to it: its message is
+/// all there is to go on (pinned by the aws-chunked and signature tests).
+fn body_error_code(reason: &str) -> S3ErrorCode {
+    if reason.contains("SignatureMismatch") {
+        S3ErrorCode::SignatureDoesNotMatch
+    } else if reason.contains("Sha256Mismatch") {
+        S3ErrorCode::Custom(SHA256_MISMATCH.into())
+    } else if reason.contains("FormatError")
+        || reason.contains("TooLarge")
+        || reason.contains("TooMany")
+    {
+        S3ErrorCode::InvalidRequest
+    } else {
+        S3ErrorCode::IncompleteBody
     }
 }
 
@@ -59,14 +81,26 @@ impl From<Error> for S3Error {
                 let code = other.code();
                 // 5xx never leak internals: log the cause, send a plain message.
                 tracing::error!(error = %other, ?code, "request failed");
-                let message = match code {
-                    S3ErrorCode::ServiceUnavailable => {
+                let message = match code.as_str() {
+                    "ServiceUnavailable" => {
                         "The cluster cannot serve this request right now; retry."
                     }
-                    S3ErrorCode::IncompleteBody => "The request body ended early or failed.",
+                    "IncompleteBody" => "The request body ended early or failed.",
+                    "SignatureDoesNotMatch" => {
+                        "The request signature we calculated does not match the signature you provided."
+                    }
+                    SHA256_MISMATCH => {
+                        "The provided 'x-amz-content-sha256' header does not match what was computed."
+                    }
+                    "InvalidRequest" => "The aws-chunked body is malformed.",
                     _ => "We encountered an internal error. Please try again.",
                 };
-                S3Error::with_message(code, message)
+                let custom = matches!(code, S3ErrorCode::Custom(_));
+                let mut err = S3Error::with_message(code, message);
+                if custom {
+                    err.set_status_code(http::StatusCode::BAD_REQUEST);
+                }
+                err
             }
         }
     }
