@@ -289,6 +289,28 @@ impl Cluster {
         Ok(())
     }
 
+    /// SIGKILL every process of the cluster at once.
+    pub fn kill_all(&mut self) {
+        for g in &mut self.gateways {
+            g.kill();
+        }
+        for n in &mut self.nodes {
+            n.kill();
+        }
+    }
+
+    /// Restart every node, then every gateway, on their data and addresses.
+    pub async fn restart_all(&mut self) -> Result<()> {
+        for i in 0..self.nodes.len() {
+            self.restart_node(i).await?;
+        }
+        for i in 0..self.gateways.len() {
+            self.restart_gateway(i).await?;
+        }
+        self.wait_layout_everywhere().await?;
+        self.wait_healthy().await
+    }
+
     /// Wait until every gateway serves the applied layout.
     async fn wait_layout_everywhere(&self) -> Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
