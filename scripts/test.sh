@@ -30,5 +30,8 @@ else
     cargo test --locked --workspace --no-fail-fast
 fi
 
+step "gateway memory during a 1 GiB PUT and GET (limit 256 MiB)"
+scripts/measure-memory.sh 1073741824 256
+
 step "real clients (AWS CLI, boto3, rclone, s3cmd) on a 6-node local cluster"
 tests/clients/run.sh

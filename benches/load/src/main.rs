@@ -49,6 +49,63 @@ struct Args {
     /// 4 KiB objects written (then listed).
     #[arg(long, default_value_t = 2000)]
     objects_4kib: usize,
+    /// Instead of the standard run: PUT one object of this many bytes (from
+    /// a file written to --work-dir first), GET it back and verify it.
+    #[arg(long)]
+    single_object_bytes: Option<u64>,
+    /// Scratch directory for --single-object-bytes.
+    #[arg(long, default_value_t = std::env::temp_dir().display().to_string())]
+    work_dir: String,
+}
+
+/// PUT one big object from a file, GET it back streaming, compare BLAKE3.
+async fn single_object(s3: &Client, args: &Args, size: u64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let path = std::path::Path::new(&args.work_dir).join(format!("cairn-load-{}.bin", std::process::id()));
+    let mut expected = blake3::Hasher::new();
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        let mut left = size;
+        let mut seed = 1u64;
+        while left > 0 {
+            let n = left.min(8 << 20) as usize;
+            let block = payload(n, seed);
+            expected.update(&block);
+            f.write_all(&block)?;
+            left -= n as u64;
+            seed += 1;
+        }
+        f.flush()?;
+    }
+    let start = Instant::now();
+    let put = s3
+        .put_object()
+        .bucket(&args.bucket)
+        .key("single-object")
+        .body(ByteStream::from_path(&path).await?)
+        .send()
+        .await;
+    std::fs::remove_file(&path)?;
+    put?;
+    let put_secs = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let out = s3.get_object().bucket(&args.bucket).key("single-object").send().await?;
+    let mut body = out.body;
+    let mut got = blake3::Hasher::new();
+    let mut n = 0u64;
+    while let Some(piece) = body.try_next().await? {
+        got.update(&piece);
+        n += piece.len() as u64;
+    }
+    let get_secs = start.elapsed().as_secs_f64();
+    anyhow::ensure!(n == size, "short read: {n} of {size}");
+    anyhow::ensure!(got.finalize() == expected.finalize(), "content differs");
+    println!(
+        "single object {size} bytes: PUT {:.1} MB/s, GET {:.1} MB/s, content verified",
+        size as f64 / put_secs / 1e6,
+        size as f64 / get_secs / 1e6
+    );
+    Ok(())
 }
 
 struct Stats {
@@ -215,6 +272,9 @@ async fn main() -> anyhow::Result<()> {
             if e.as_service_error()
                 .is_some_and(|e| e.is_bucket_already_owned_by_you()) => {}
         Err(e) => return Err(e).context("creating the bench bucket"),
+    }
+    if let Some(size) = args.single_object_bytes {
+        return single_object(&s3, &args, size).await;
     }
     println!(
         "endpoint {} concurrency {}",
