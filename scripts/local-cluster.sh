@@ -12,6 +12,7 @@
 # `up` writes DIR/cluster.env (S3_ENDPOINT, S3_ENDPOINTS, AWS_ACCESS_KEY_ID,
 # AWS_SECRET_ACCESS_KEY, AWS_REGION, CAIRN_ADMIN_ENDPOINT, CAIRN_ADMIN_TOKEN).
 # Binaries come from CAIRN_BIN_DIR, or are built (dev profile) first.
+# CAIRN_GATEWAY_FLAGS adds flags to every gateway (e.g. --chunk-size-bytes 8388608).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 START_TIMEOUT_S=60
@@ -70,7 +71,7 @@ start_gateway() { # DIR I
     CAIRN_ROOT_SECRET_KEY="$(cut -d' ' -f2 "$dir/root-credentials")" \
     nohup "$bin/cairn-gateway" --listen "$listen" --nodes "$(node_addrs "$dir")" \
         --cluster-secret-file "$dir/cluster-secret" --admin-token-file "$dir/admin-token" \
-        --addr-file "$dir/gateway$i.addr.new" >>"$dir/gateway$i.log" 2>&1 &
+        --addr-file "$dir/gateway$i.addr.new" ${CAIRN_GATEWAY_FLAGS:-} >>"$dir/gateway$i.log" 2>&1 &
     echo $! >"$dir/gateway$i.pid"
     wait_file "$dir/gateway$i.addr.new"
     mv "$dir/gateway$i.addr.new" "$dir/gateway$i.addr"

@@ -315,7 +315,7 @@ async fn identical_content_is_stored_once() {
     let cluster = Cluster::start(6).await;
     let s3 = cluster.s3();
     s3.create_bucket().bucket("dedup").send().await.unwrap();
-    let body = pattern(5, 8 << 20);
+    let body = pattern(5, 64 << 20);
     put(&s3, "dedup", "one", body.clone()).await;
     let shard_bytes = |stats: &Vec<serde_json::Value>| -> u64 {
         stats
@@ -327,8 +327,8 @@ async fn identical_content_is_stored_once() {
     put(&s3, "dedup", "two", body.clone()).await;
     let after_two = shard_bytes(&cluster.node_stats().await.unwrap());
     assert_eq!(after_one, after_two, "the second copy adds no shard bytes");
-    // 8 MiB at 4+2 is 12 MiB of shards.
-    assert_eq!(after_one, 12 << 20);
+    // 64 MiB at 4+2 is 96 MiB of shards.
+    assert_eq!(after_one, 96 << 20);
     assert_eq!(digest(&get(&s3, "dedup", "two").await), digest(&body));
 }
 

@@ -779,6 +779,17 @@ async fn authentication_and_permissions() {
     let unknown = cairn_tests::client(&cluster.endpoint(0), "GKUNKNOWN000", "whatever-secret");
     let e = unknown.list_buckets().send().await.unwrap_err();
     assert_eq!(code(&e.into_service_error()), "InvalidAccessKeyId");
+    // Refused writes change nothing.
+    for (who, expected) in [(&wrong, "SignatureDoesNotMatch"), (&unknown, "InvalidAccessKeyId")] {
+        let e = who.put_object().bucket("private").key("k").body(ByteStream::from_static(b"overwritten")).send().await.unwrap_err();
+        assert_eq!(code(&e.into_service_error()), expected);
+        let e = who.delete_object().bucket("private").key("k").send().await.unwrap_err();
+        assert_eq!(code(&e.into_service_error()), expected);
+        let e = who.create_bucket().bucket("intruder").send().await.unwrap_err();
+        assert_eq!(code(&e.into_service_error()), expected);
+    }
+    assert_eq!(get_bytes(&s3, "private", "k").await, b"secret");
+    assert!(s3.head_bucket().bucket("intruder").send().await.is_err());
 
     // A new key through the CLI: it owns what it creates, and nothing else.
     let out = cluster.cli(&["key", "create", "alice", "--json"]);
