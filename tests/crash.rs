@@ -41,8 +41,18 @@ async fn acknowledged_puts_survive_sigkill_of_every_process() {
             for i in 0..MAX_PUTS_PER_WRITER {
                 let key = format!("w{w}/{i:04}");
                 let body = pattern(seed ^ (w << 40) ^ i, size_for(seed, w, i));
-                ledger.lock().unwrap().insert(key.clone(), (digest(&body), false));
-                match s3.put_object().bucket("crash").key(&key).body(ByteStream::from(body)).send().await {
+                ledger
+                    .lock()
+                    .unwrap()
+                    .insert(key.clone(), (digest(&body), false));
+                match s3
+                    .put_object()
+                    .bucket("crash")
+                    .key(&key)
+                    .body(ByteStream::from(body))
+                    .send()
+                    .await
+                {
                     Ok(_) => ledger.lock().unwrap().get_mut(&key).unwrap().1 = true,
                     Err(_) => return,
                 }
@@ -63,7 +73,10 @@ async fn acknowledged_puts_survive_sigkill_of_every_process() {
     while writers.join_next().await.is_some() {}
     let ledger = ledger.lock().unwrap().clone();
     let acked = ledger.values().filter(|v| v.1).count();
-    eprintln!("killed everything after {acked} acknowledged PUTs ({} attempted)", ledger.len());
+    eprintln!(
+        "killed everything after {acked} acknowledged PUTs ({} attempted)",
+        ledger.len()
+    );
     assert!(acked >= kill_after, "the load ran");
 
     cluster.restart_all().await.unwrap();
@@ -72,16 +85,30 @@ async fn acknowledged_puts_survive_sigkill_of_every_process() {
         match s3.get_object().bucket("crash").key(key).send().await {
             Ok(out) => {
                 let got = out.body.collect().await.unwrap().into_bytes();
-                assert_eq!(&digest(&got), expected, "{key} (acknowledged: {was_acked}) is visible but not intact");
+                assert_eq!(
+                    &digest(&got),
+                    expected,
+                    "{key} (acknowledged: {was_acked}) is visible but not intact"
+                );
             }
             Err(e) => {
                 assert!(!was_acked, "acknowledged {key} lost: {e:?}");
-                assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(404), "{key}: {e:?}");
+                assert_eq!(
+                    e.raw_response().map(|r| r.status().as_u16()),
+                    Some(404),
+                    "{key}: {e:?}"
+                );
             }
         }
     }
     // Every listed key is one that was written, and reads back whole.
-    let listed = s3.list_objects_v2().bucket("crash").max_keys(1000).send().await.unwrap();
+    let listed = s3
+        .list_objects_v2()
+        .bucket("crash")
+        .max_keys(1000)
+        .send()
+        .await
+        .unwrap();
     for o in listed.contents() {
         let key = o.key().unwrap();
         assert!(ledger.contains_key(key), "{key} listed but never written");

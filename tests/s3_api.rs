@@ -780,12 +780,33 @@ async fn authentication_and_permissions() {
     let e = unknown.list_buckets().send().await.unwrap_err();
     assert_eq!(code(&e.into_service_error()), "InvalidAccessKeyId");
     // Refused writes change nothing.
-    for (who, expected) in [(&wrong, "SignatureDoesNotMatch"), (&unknown, "InvalidAccessKeyId")] {
-        let e = who.put_object().bucket("private").key("k").body(ByteStream::from_static(b"overwritten")).send().await.unwrap_err();
+    for (who, expected) in [
+        (&wrong, "SignatureDoesNotMatch"),
+        (&unknown, "InvalidAccessKeyId"),
+    ] {
+        let e = who
+            .put_object()
+            .bucket("private")
+            .key("k")
+            .body(ByteStream::from_static(b"overwritten"))
+            .send()
+            .await
+            .unwrap_err();
         assert_eq!(code(&e.into_service_error()), expected);
-        let e = who.delete_object().bucket("private").key("k").send().await.unwrap_err();
+        let e = who
+            .delete_object()
+            .bucket("private")
+            .key("k")
+            .send()
+            .await
+            .unwrap_err();
         assert_eq!(code(&e.into_service_error()), expected);
-        let e = who.create_bucket().bucket("intruder").send().await.unwrap_err();
+        let e = who
+            .create_bucket()
+            .bucket("intruder")
+            .send()
+            .await
+            .unwrap_err();
         assert_eq!(code(&e.into_service_error()), expected);
     }
     assert_eq!(get_bytes(&s3, "private", "k").await, b"secret");
@@ -891,4 +912,85 @@ async fn authentication_and_permissions() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["layout"]["profile"]["data_shards"], 4);
     assert_eq!(status["nodes"].as_array().unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn virtual_host_style_addressing() {
+    let cluster = Cluster::start(6).await;
+    let s3 = cluster.s3();
+    s3.create_bucket().bucket("vhost").send().await.unwrap();
+    // A client that addresses buckets as `BUCKET.localhost:PORT`; the
+    // requests go to the gateway's loopback address.
+    let port = cluster.endpoint(0).rsplit(':').next().unwrap().to_owned();
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version_latest()
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://localhost:{port}"))
+        .force_path_style(false)
+        .credentials_provider(aws_credential_types::Credentials::new(
+            &cluster.access_key,
+            &cluster.secret_key,
+            None,
+            None,
+            "t",
+        ))
+        .build();
+    let vhost = Client::from_conf(config);
+    let presign = || {
+        aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(60))
+            .unwrap()
+    };
+    let put = vhost
+        .put_object()
+        .bucket("vhost")
+        .key("dir/obj")
+        .presigned(presign())
+        .await
+        .unwrap();
+    assert!(
+        put.uri()
+            .starts_with(&format!("http://vhost.localhost:{port}/dir/obj")),
+        "{}",
+        put.uri()
+    );
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let http = reqwest::Client::builder()
+        .resolve("vhost.localhost", addr)
+        .build()
+        .unwrap();
+    let body = pattern(3, 50_000);
+    let r = http.put(put.uri()).body(body.clone()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    // Written through the virtual host, read path-style, and the reverse.
+    assert_eq!(
+        digest(&get_bytes(&s3, "vhost", "dir/obj").await),
+        digest(&body)
+    );
+    let get = vhost
+        .get_object()
+        .bucket("vhost")
+        .key("dir/obj")
+        .presigned(presign())
+        .await
+        .unwrap();
+    let got = http
+        .get(get.uri())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(digest(&got), digest(&body));
+    // A virtual-host bucket with a missing key is that bucket's NoSuchKey.
+    let missing = vhost
+        .get_object()
+        .bucket("vhost")
+        .key("absent")
+        .presigned(presign())
+        .await
+        .unwrap();
+    let r = http.get(missing.uri()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert!(r.text().await.unwrap().contains("<Code>NoSuchKey</Code>"));
 }

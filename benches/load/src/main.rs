@@ -61,7 +61,8 @@ struct Args {
 /// PUT one big object from a file, GET it back streaming, compare BLAKE3.
 async fn single_object(s3: &Client, args: &Args, size: u64) -> anyhow::Result<()> {
     use std::io::Write;
-    let path = std::path::Path::new(&args.work_dir).join(format!("cairn-load-{}.bin", std::process::id()));
+    let path =
+        std::path::Path::new(&args.work_dir).join(format!("cairn-load-{}.bin", std::process::id()));
     let mut expected = blake3::Hasher::new();
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
@@ -89,7 +90,12 @@ async fn single_object(s3: &Client, args: &Args, size: u64) -> anyhow::Result<()
     put?;
     let put_secs = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    let out = s3.get_object().bucket(&args.bucket).key("single-object").send().await?;
+    let out = s3
+        .get_object()
+        .bucket(&args.bucket)
+        .key("single-object")
+        .send()
+        .await?;
     let mut body = out.body;
     let mut got = blake3::Hasher::new();
     let mut n = 0u64;
