@@ -652,6 +652,66 @@ async fn multipart_copy_and_checksums() {
         Some("v")
     );
 
+    // UploadPartCopy: a new object from ranges of an existing one.
+    let up = s3
+        .create_multipart_upload()
+        .bucket("multipart")
+        .key("assembled")
+        .send()
+        .await
+        .unwrap();
+    let uid = up.upload_id().unwrap();
+    let ranges = [(0usize, 5 << 20), (5 << 20, (10 << 20) + 1234)];
+    let mut copied = Vec::new();
+    for (i, (from, to)) in ranges.iter().enumerate() {
+        let out = s3
+            .upload_part_copy()
+            .bucket("multipart")
+            .key("assembled")
+            .upload_id(uid)
+            .part_number(i as i32 + 1)
+            .copy_source("multipart/big")
+            .copy_source_range(format!("bytes={}-{}", from, to - 1))
+            .send()
+            .await
+            .unwrap();
+        let etag = out.copy_part_result().unwrap().e_tag().unwrap().to_owned();
+        copied.push(
+            CompletedPart::builder()
+                .part_number(i as i32 + 1)
+                .e_tag(etag)
+                .build(),
+        );
+    }
+    let e = s3
+        .upload_part_copy()
+        .bucket("multipart")
+        .key("assembled")
+        .upload_id(uid)
+        .part_number(1)
+        .copy_source("multipart/big")
+        .copy_source_range("bytes=0-999999999")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "InvalidRange");
+    s3.complete_multipart_upload()
+        .bucket("multipart")
+        .key("assembled")
+        .upload_id(uid)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(copied))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        digest(&get_bytes(&s3, "multipart", "assembled").await),
+        digest(&whole[..(10 << 20) + 1234])
+    );
+
     // Flexible checksums: every algorithm, stored and returned.
     let body = pattern(77, 300_000);
     for algo in [

@@ -25,6 +25,10 @@ grep -q '"ETag": "\\"[0-9a-f]*-[0-9]*\\""' <<<"$meta" || fail "multipart ETag: $
 aws s3 cp "s3://$B/files/five" "s3://$B/copy/five" >/dev/null
 aws s3 cp "s3://$B/copy/five" "$d/copy-five" >/dev/null
 [ "$(sum "$d/up/five")" = "$(sum "$d/copy-five")" ] || fail "copy content"
+# Above the multipart threshold the CLI copies with UploadPartCopy.
+aws s3 cp "s3://$B/files/twenty" "s3://$B/copy/twenty" >/dev/null
+aws s3 cp "s3://$B/copy/twenty" "$d/copy-twenty" >/dev/null
+[ "$(sum "$d/up/twenty")" = "$(sum "$d/copy-twenty")" ] || fail "multipart copy content"
 n="$(aws s3api list-objects-v2 --bucket listing-2500 --page-size 200 --query 'Contents[].[Key]' --output text | wc -l)"
 [ "$n" = 2500 ] || fail "listing 2,500 keys with pagination: $n"
 p="$(aws s3api list-objects-v2 --bucket listing-2500 --delimiter / --page-size 50 --query 'CommonPrefixes[].[Prefix]' --output text | grep -v '^None$')"

@@ -1,7 +1,9 @@
 //! Multipart uploads: Create, UploadPart, Complete, Abort, ListParts,
 //! ListMultipartUploads.
 
-use super::object::{ChecksumFields, checksum_fields, etag, object_key, standard_headers};
+use super::object::{
+    ChecksumFields, checksum_fields, copy_source, etag, object_key, standard_headers,
+};
 use super::upload::{checksum_request, receive};
 use super::{authorized_bucket, caller, now_ms, timestamp};
 use crate::checksum::{self, Algorithm};
@@ -196,6 +198,109 @@ pub(super) async fn upload_part(
         checksum_crc64nvme: f.crc64nvme,
         checksum_sha1: f.sha1,
         checksum_sha256: f.sha256,
+        ..Default::default()
+    }))
+}
+
+/// Parse `x-amz-copy-source-range: bytes=FIRST-LAST` against a source of
+/// `size` bytes.
+fn copy_range(range: Option<&str>, size: u64) -> S3Result<std::ops::Range<u64>> {
+    let Some(range) = range else {
+        return Ok(0..size);
+    };
+    let bad = || {
+        s3_error!(
+            InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
+        )
+    };
+    let (first, last) = range
+        .trim()
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(bad)?;
+    let first: u64 = first.trim().parse().map_err(|_| bad())?;
+    let last: u64 = last.trim().parse().map_err(|_| bad())?;
+    if first > last {
+        return Err(bad());
+    }
+    if last >= size {
+        return Err(s3_error!(
+            InvalidRange,
+            "The requested range is not satisfiable"
+        ));
+    }
+    Ok(first..last + 1)
+}
+
+pub(super) async fn upload_part_copy(
+    gw: &Gateway,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let who = caller(&req)?;
+    let input = req.input;
+    authorized_bucket(gw, &who, &input.bucket).await?;
+    if !(1..=MAX_PART_NUMBER).contains(&input.part_number) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive"
+        ));
+    }
+    let upload = upload_record(gw, &input.bucket, &input.key, &input.upload_id).await?;
+    let (_, _, src) = copy_source(
+        gw,
+        &who,
+        &input.copy_source,
+        input.copy_source_if_match.as_ref(),
+        input.copy_source_if_none_match.as_ref(),
+    )
+    .await?;
+    let range = copy_range(input.copy_source_range.as_deref(), src.size)?;
+    if range.end - range.start > MAX_PART_SIZE_BYTES {
+        return Err(s3_error!(
+            EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed size"
+        ));
+    }
+    // The bytes stream from the source's chunks (verified) into new chunks
+    // of the part; chunks that line up with the source's dedup to nothing.
+    let algorithm = upload
+        .checksum_algorithm
+        .as_deref()
+        .and_then(Algorithm::parse);
+    let body = gw.data.read_range(&src.data, range).await?;
+    let written = gw
+        .data
+        .write(body, algorithm, MAX_PART_SIZE_BYTES, false)
+        .await?;
+    let checksum = written.checksum.as_ref().map(|(a, raw)| StoredChecksum {
+        algorithm: a.name().to_owned(),
+        value: checksum::b64(raw),
+        kind: ChecksumKind::FullObject,
+    });
+    let etag_hex = hex::encode(written.md5);
+    let rec = PartRecord {
+        part_number: input.part_number as u32,
+        size: written.size,
+        etag: etag_hex.clone(),
+        last_modified_ms: now_ms(),
+        checksum: checksum.clone(),
+        data: written.data,
+    };
+    gw.meta
+        .put(part_key(&input.upload_id, input.part_number), &rec)
+        .await?;
+    let f = checksum_fields(checksum.as_ref());
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(CopyPartResult {
+            e_tag: Some(etag(&etag_hex)),
+            last_modified: Some(timestamp(rec.last_modified_ms)),
+            checksum_crc32: f.crc32,
+            checksum_crc32c: f.crc32c,
+            checksum_crc64nvme: f.crc64nvme,
+            checksum_sha1: f.sha1,
+            checksum_sha256: f.sha256,
+        }),
         ..Default::default()
     }))
 }

@@ -540,13 +540,17 @@ pub(super) async fn delete_many(
     }))
 }
 
-pub(super) async fn copy(
+/// Resolve and authorise an `x-amz-copy-source`, check its preconditions,
+/// and return `(bucket, key, record)` (shared by CopyObject and
+/// UploadPartCopy).
+pub(crate) async fn copy_source(
     gw: &Gateway,
-    req: S3Request<CopyObjectInput>,
-) -> S3Result<S3Response<CopyObjectOutput>> {
-    let who = caller(&req)?;
-    let input = req.input;
-    let (src_bucket, src_key) = match &input.copy_source {
+    who: &str,
+    source: &CopySource,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<(String, String, ObjectRecord)> {
+    let (src_bucket, src_key) = match source {
         CopySource::Bucket {
             bucket,
             key,
@@ -567,8 +571,7 @@ pub(super) async fn copy(
             ));
         }
     };
-    authorized_bucket(gw, &who, &src_bucket).await?;
-    authorized_bucket(gw, &who, &input.bucket).await?;
+    authorized_bucket(gw, who, &src_bucket).await?;
     let src = object_record(gw, &src_bucket, &src_key).await?;
     let failed = || {
         s3_error!(
@@ -576,16 +579,34 @@ pub(super) async fn copy(
             "At least one of the pre-conditions you specified did not hold"
         )
     };
-    if let Some(m) = &input.copy_source_if_match
+    if let Some(m) = if_match
         && !etag_matches(m, &src.etag)
     {
         return Err(failed());
     }
-    if let Some(m) = &input.copy_source_if_none_match
+    if let Some(m) = if_none_match
         && etag_matches(m, &src.etag)
     {
         return Err(failed());
     }
+    Ok((src_bucket, src_key, src))
+}
+
+pub(super) async fn copy(
+    gw: &Gateway,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let who = caller(&req)?;
+    let input = req.input;
+    authorized_bucket(gw, &who, &input.bucket).await?;
+    let (src_bucket, src_key, src) = copy_source(
+        gw,
+        &who,
+        &input.copy_source,
+        input.copy_source_if_match.as_ref(),
+        input.copy_source_if_none_match.as_ref(),
+    )
+    .await?;
     let replace = input
         .metadata_directive
         .as_ref()
