@@ -48,6 +48,20 @@ impl Clock for SystemClock {
     }
 }
 
+/// The system clock shifted by a fixed offset: how tests give one process a
+/// clock that runs ahead of or behind the others.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OffsetClock {
+    /// Milliseconds added to the system clock (may be negative).
+    pub offset_ms: i64,
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> u64 {
+        SystemClock.now_ms().saturating_add_signed(self.offset_ms)
+    }
+}
+
 /// A hybrid logical clock for one writer.
 pub struct Hlc<C: Clock = SystemClock> {
     clock: C,

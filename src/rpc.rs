@@ -4,6 +4,7 @@
 //! plus postcard); shard bodies travel raw. The admin API speaks JSON, since
 //! operators and scripts read it.
 
+use crate::hlc::Timestamp;
 use crate::id::NodeId;
 use crate::layout::Layout;
 use crate::record::{MetaKey, Table, Versioned};
@@ -35,6 +36,15 @@ pub struct NodeIdentity {
 pub struct MetaWriteRequest {
     /// The writes.
     pub writes: Vec<(MetaKey, Versioned)>,
+}
+
+/// A replica's answer to a [`MetaWriteRequest`]: for each write, in order,
+/// `None` when it was applied, or the timestamp of the newer (or equal)
+/// record the replica kept instead.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetaWriteResponse {
+    /// Per write: the kept newer timestamp, if the write lost.
+    pub newer: Vec<Option<Timestamp>>,
 }
 
 /// Read a batch of metadata records.

@@ -39,6 +39,9 @@ pub struct GatewayConfig {
     pub chunk_size_bytes: usize,
     /// Inline threshold in bytes.
     pub inline_threshold_bytes: usize,
+    /// Shift of this gateway's clock in ms. Always 0 in production; tests use
+    /// it to check that writes stay ordered when clocks disagree.
+    pub clock_offset_ms: i64,
 }
 
 impl GatewayConfig {

@@ -111,6 +111,7 @@ pub async fn run(
         domains: opts.domains.clone(),
         chunk_size_bytes: DEFAULT_CHUNK_SIZE_BYTES,
         inline_threshold_bytes: DEFAULT_INLINE_THRESHOLD_BYTES,
+        clock_offset_ms: 0,
     };
     let gw: Arc<Gateway> = Gateway::new(config, metrics).await?;
     if gw.cluster.placement().is_err() {

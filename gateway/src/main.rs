@@ -44,6 +44,9 @@ struct Args {
     /// Objects up to this size are stored inside their manifest.
     #[arg(long, default_value_t = DEFAULT_INLINE_THRESHOLD_BYTES)]
     inline_threshold_bytes: usize,
+    /// Shift this gateway's clock (ms) — for tests of clock disagreement.
+    #[arg(long, default_value_t = 0, hide = true, allow_hyphen_values = true)]
+    clock_offset_ms: i64,
     /// Write the bound address to this file once listening.
     #[arg(long)]
     addr_file: Option<PathBuf>,
@@ -99,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
         domains: args.domains,
         chunk_size_bytes: args.chunk_size_bytes,
         inline_threshold_bytes: args.inline_threshold_bytes,
+        clock_offset_ms: args.clock_offset_ms,
     };
     let gw = Gateway::new(config, metrics).await?;
     let listener = tokio::net::TcpListener::bind(&args.listen)

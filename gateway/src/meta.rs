@@ -7,7 +7,7 @@
 
 use crate::cluster::{Cluster, Placement};
 use crate::error::{Error, Result};
-use cairn::hlc::{Hlc, Timestamp};
+use cairn::hlc::{Hlc, OffsetClock, Timestamp};
 use cairn::id::NodeId;
 use cairn::record::{self, MetaKey, Table, Versioned};
 use cairn::rpc::{MAX_SCAN_LIMIT, MetaScanRequest};
@@ -21,7 +21,7 @@ use std::sync::Arc;
 /// The metadata client of one gateway.
 pub struct Meta {
     cluster: Arc<Cluster>,
-    hlc: Hlc,
+    hlc: Hlc<OffsetClock>,
 }
 
 /// One page of a merged range scan.
@@ -33,16 +33,25 @@ pub struct ScanPage {
     pub next_after: Option<String>,
 }
 
+/// Times a metadata write is re-stamped after losing to a newer record.
+pub const MAX_RESTAMPS: usize = 3;
+
 fn majority(n: usize) -> usize {
     n / 2 + 1
 }
 
 impl Meta {
-    /// A client writing with timestamps of `writer`.
-    pub fn new(cluster: Arc<Cluster>, writer: u64) -> Self {
+    /// A client writing with timestamps of `writer`, its clock shifted by
+    /// `clock_offset_ms` (0 outside tests).
+    pub fn new(cluster: Arc<Cluster>, writer: u64, clock_offset_ms: i64) -> Self {
         Self {
             cluster,
-            hlc: Hlc::new(cairn::hlc::SystemClock, writer),
+            hlc: Hlc::new(
+                OffsetClock {
+                    offset_ms: clock_offset_ms,
+                },
+                writer,
+            ),
         }
     }
 
@@ -56,16 +65,48 @@ impl Meta {
     }
 
     /// Write (or, with `None`, delete) a record on a majority of its replicas.
+    ///
+    /// A replica may already hold a record with a larger timestamp: written
+    /// by a gateway whose clock runs ahead, or concurrently. If any replica
+    /// of the answering majority reports one, the write would be invisible
+    /// to readers despite its majority, so it is re-stamped past that
+    /// timestamp and sent again (at most [`MAX_RESTAMPS`] times). A write
+    /// acknowledged before this one started is always on one of the
+    /// answering majority, so this write wins over it, as S3 promises.
     pub async fn put_raw(&self, key: MetaKey, value: Option<Vec<u8>>) -> Result<Timestamp> {
-        let ts = self.hlc.now();
-        self.write_versioned(key, Versioned { ts, value }).await?;
-        Ok(ts)
+        for _ in 0..=MAX_RESTAMPS {
+            let ts = self.hlc.now();
+            match self
+                .write_versioned(
+                    &key,
+                    Versioned {
+                        ts,
+                        value: value.clone(),
+                    },
+                )
+                .await?
+            {
+                None => return Ok(ts),
+                Some(newer) => self.hlc.observe(newer),
+            }
+        }
+        Err(Error::Quorum(format!(
+            "metadata write {}/{}: still older than a replica's record after {MAX_RESTAMPS} re-stamps",
+            key.table as u8, key.partition_key
+        )))
     }
 
-    async fn write_versioned(&self, key: MetaKey, versioned: Versioned) -> Result<()> {
+    /// Send one versioned write; `Ok(Some(ts))` when a replica of the
+    /// answering majority holds a newer record at `ts`.
+    async fn write_versioned(
+        &self,
+        key: &MetaKey,
+        versioned: Versioned,
+    ) -> Result<Option<Timestamp>> {
         let placement = self.cluster.placement()?;
         let replicas = Self::replicas(&placement, &key.partition_bytes());
         let need = majority(replicas.len());
+        let ours = versioned.ts;
         let mut pending: FuturesUnordered<_> = replicas
             .into_iter()
             .map(|(_, addr)| {
@@ -81,13 +122,18 @@ impl Meta {
                 }
             })
             .collect();
-        let (mut acks, mut last_error) = (0, None);
+        let (mut acks, mut last_error, mut newer) = (0, None, None::<Timestamp>);
         while let Some(r) = pending.next().await {
             match r {
-                Ok(_) => {
+                Ok(kept) => {
+                    if let Some(Some(ts)) = kept.first()
+                        && *ts > ours
+                    {
+                        newer = Some(newer.map_or(*ts, |n| n.max(*ts)));
+                    }
                     acks += 1;
                     if acks >= need {
-                        return Ok(());
+                        return Ok(newer);
                     }
                 }
                 Err(e) => last_error = Some(e.to_string()),

@@ -45,7 +45,7 @@ impl Gateway {
         cluster.refresh().await;
         cluster.spawn_refresher();
         let writer = rand::random::<u64>();
-        let meta = Meta::new(cluster.clone(), writer);
+        let meta = Meta::new(cluster.clone(), writer, config.clock_offset_ms);
         let data = Arc::new(DataPath::new(
             cluster.clone(),
             config.chunk_size_bytes,

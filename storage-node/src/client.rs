@@ -4,12 +4,13 @@
 use crate::auth;
 use crate::error::{Error, Result};
 use bytes::Bytes;
+use cairn::hlc::Timestamp;
 use cairn::id::{ChunkId, shard_checksum};
 use cairn::layout::Layout;
 use cairn::record::{self, MetaKey, Versioned};
 use cairn::rpc::{
     MetaReadRequest, MetaReadResponse, MetaScanRequest, MetaScanResponse, MetaWriteRequest,
-    NodeIdentity, NodeStats, SHARD_CHECKSUM_HEADER, StagedLayout,
+    MetaWriteResponse, NodeIdentity, NodeStats, SHARD_CHECKSUM_HEADER, StagedLayout,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,21 +178,24 @@ impl NodeClient {
         Self::ok(addr, resp).await.map(|_| ())
     }
 
-    /// Write metadata records on one replica; returns how many were newer.
+    /// Write metadata records on one replica; per write, `None` when it
+    /// was applied, or the newer timestamp the replica kept instead.
     pub async fn rpc_meta_write(
         &self,
         addr: &str,
         writes: Vec<(MetaKey, Versioned)>,
-    ) -> Result<u64> {
+    ) -> Result<Vec<Option<Timestamp>>> {
         let body = record::encode(&MetaWriteRequest { writes });
-        self.control(
-            addr,
-            reqwest::Method::POST,
-            "/v1/meta/write",
-            Some(body),
-            "meta write answer",
-        )
-        .await
+        let r: MetaWriteResponse = self
+            .control(
+                addr,
+                reqwest::Method::POST,
+                "/v1/meta/write",
+                Some(body),
+                "meta write answer",
+            )
+            .await?;
+        Ok(r.newer)
     }
 
     /// Read metadata records from one replica.

@@ -5,6 +5,7 @@
 
 use crate::db::{self, CF_META};
 use crate::error::Result;
+use cairn::hlc::Timestamp;
 use cairn::record::{self, MetaKey, Versioned};
 use cairn::rpc::{MAX_SCAN_LIMIT, MetaScanRequest, MetaScanResponse};
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch};
@@ -30,27 +31,31 @@ impl MetaStore {
     }
 
     /// Apply writes, keeping each only if newer than the stored value.
-    /// Returns how many were applied.
-    pub fn write(&self, writes: &[(MetaKey, Versioned)]) -> Result<usize> {
+    /// Returns, per write, `None` when applied or the stored timestamp that
+    /// won over it.
+    pub fn write(&self, writes: &[(MetaKey, Versioned)]) -> Result<Vec<Option<Timestamp>>> {
         let cf = self.db.cf_handle(CF_META).expect("meta column family");
         let _guard = self.write_lock.lock().expect("meta write lock poisoned");
         let mut batch = WriteBatch::default();
-        let mut applied = 0;
+        let mut outcome = Vec::with_capacity(writes.len());
         for (key, value) in writes {
             let storage_key = key.storage_key();
-            let newer = match self.db.get_pinned_cf(&cf, &storage_key)? {
-                Some(old) => record::decode::<Versioned>("versioned record", &old)?.ts < value.ts,
-                None => true,
+            let kept = match self.db.get_pinned_cf(&cf, &storage_key)? {
+                Some(old) => {
+                    let old = record::decode::<Versioned>("versioned record", &old)?.ts;
+                    (old >= value.ts).then_some(old)
+                }
+                None => None,
             };
-            if newer {
+            if kept.is_none() {
                 batch.put_cf(&cf, storage_key, record::encode(value));
-                applied += 1;
             }
+            outcome.push(kept);
         }
-        if applied > 0 {
+        if !batch.is_empty() {
             self.db.write_opt(batch, &db::write_options(self.fsync))?;
         }
-        Ok(applied)
+        Ok(outcome)
     }
 
     /// Read records; `None` for keys never seen.
@@ -123,7 +128,6 @@ impl MetaStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn::hlc::Timestamp;
     use cairn::record::Table;
 
     fn ts(ms: u64) -> Timestamp {
@@ -146,8 +150,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = MetaStore::new(db::open(dir.path()).unwrap(), true);
         let k = MetaKey::new(Table::Objects, "b", "k");
-        assert_eq!(store.write(&[(k.clone(), v(10, "new"))]).unwrap(), 1);
-        assert_eq!(store.write(&[(k.clone(), v(5, "old"))]).unwrap(), 0);
+        assert_eq!(store.write(&[(k.clone(), v(10, "new"))]).unwrap(), [None]);
+        assert_eq!(
+            store.write(&[(k.clone(), v(5, "old"))]).unwrap(),
+            [Some(ts(10))]
+        );
         assert_eq!(store.read(&[k]).unwrap()[0], Some(v(10, "new")));
     }
 

@@ -18,7 +18,8 @@ use cairn::layout::Layout;
 use cairn::record;
 use cairn::rpc::{
     MAX_META_BATCH, MAX_SCAN_LIMIT, MetaReadRequest, MetaReadResponse, MetaScanRequest,
-    MetaWriteRequest, NodeIdentity, NodeStats, SHARD_CHECKSUM_HEADER, StagedLayout,
+    MetaWriteRequest, MetaWriteResponse, NodeIdentity, NodeStats, SHARD_CHECKSUM_HEADER,
+    StagedLayout,
 };
 use rocksdb::DB;
 use std::future::Future;
@@ -236,8 +237,8 @@ async fn meta_write(State(node): State<Arc<Node>>, body: Bytes) -> Result<Respon
     if req.writes.len() > MAX_META_BATCH {
         return Err(Error::BadRequest("batch too large".into()));
     }
-    let applied = blocking(move || node.meta.write(&req.writes)).await?;
-    Ok(encoded(&(applied as u64)))
+    let newer = blocking(move || node.meta.write(&req.writes)).await?;
+    Ok(encoded(&MetaWriteResponse { newer }))
 }
 
 async fn meta_read(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response> {

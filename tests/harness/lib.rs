@@ -56,6 +56,8 @@ pub struct Options {
     pub profile: Option<(u8, u8)>,
     /// Chunk size, bytes (smaller than the default keeps tests quick).
     pub chunk_size_bytes: usize,
+    /// Clock offset (ms) of each gateway, by index; missing ones are 0.
+    pub clock_offsets_ms: Vec<i64>,
 }
 
 impl Options {
@@ -66,6 +68,7 @@ impl Options {
             gateways: 1,
             profile: None,
             chunk_size_bytes: 1 << 20,
+            clock_offsets_ms: Vec::new(),
         }
     }
 }
@@ -276,6 +279,10 @@ impl Cluster {
             .arg(self.opts.chunk_size_bytes.to_string())
             .arg("--addr-file")
             .arg(&addr_file)
+            .arg(format!(
+                "--clock-offset-ms={}",
+                self.opts.clock_offsets_ms.get(i).copied().unwrap_or(0)
+            ))
             .env("CAIRN_ROOT_ACCESS_KEY", &self.access_key)
             .env("CAIRN_ROOT_SECRET_KEY", &self.secret_key)
             .stdout(Stdio::null())
