@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-DATA_DIR="${1:-data}"
-shift || true
+DATA_DIR="data"
+if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then
+    DATA_DIR="$1"
+    shift
+fi
 cargo build --release --locked --bin cairn-gateway --bin cairn
 exec "${CARGO_TARGET_DIR:-target}/release/cairn-gateway" --dev --data "$DATA_DIR" "$@"

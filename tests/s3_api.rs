@@ -1052,5 +1052,9 @@ async fn virtual_host_style_addressing() {
         .unwrap();
     let r = http.get(missing.uri()).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 404);
+    assert!(
+        r.headers().contains_key("x-amz-request-id"),
+        "S3 responses carry a request id"
+    );
     assert!(r.text().await.unwrap().contains("<Code>NoSuchKey</Code>"));
 }

@@ -110,10 +110,25 @@ async fn s3_fallback(State(svc): State<Arc<S3Service>>, req: Request) -> Respons
     }
 }
 
+/// Give every response an `x-amz-request-id` (and `x-amz-id-2`), as S3
+/// does, and log requests under it.
+async fn request_id(req: Request, next: axum::middleware::Next) -> Response {
+    let id = format!("{:016X}", rand::random::<u64>());
+    let span = tracing::debug_span!("request", id = %id, method = %req.method(), uri = %req.uri());
+    let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
+    if let Ok(v) = http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-amz-request-id", v.clone());
+        resp.headers_mut().insert("x-amz-id-2", v);
+    }
+    resp
+}
+
 /// The whole HTTP surface: admin API, health, metrics, and S3 for the rest.
 pub fn router(gw: Arc<Gateway>) -> Router {
     let svc = Arc::new(s3_service(&gw));
-    crate::admin::router(gw).fallback_service(Router::new().fallback(s3_fallback).with_state(svc))
+    crate::admin::router(gw)
+        .fallback_service(Router::new().fallback(s3_fallback).with_state(svc))
+        .layer(axum::middleware::from_fn(request_id))
 }
 
 /// Serve the gateway on `listener` until `shutdown` completes.
