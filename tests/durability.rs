@@ -4,28 +4,7 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use cairn_tests::{Cluster, digest, pattern};
-
-async fn put(s3: &Client, bucket: &str, key: &str, body: Vec<u8>) {
-    s3.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .unwrap();
-}
-
-async fn get(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    out.body.collect().await.unwrap().into_bytes().to_vec()
-}
+use cairn_tests::{Cluster, digest, get_bytes as get, pattern, put_bytes as put};
 
 async fn multipart(s3: &Client, bucket: &str, key: &str, parts: &[Vec<u8>]) {
     let up = s3

@@ -10,20 +10,9 @@ use aws_sdk_s3::types::{
     ObjectIdentifier,
 };
 use base64::Engine;
-use cairn_tests::{Cluster, digest, pattern};
+use cairn_tests::{Cluster, digest, get_bytes, pattern};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-async fn get_bytes(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    out.body.collect().await.unwrap().into_bytes().to_vec()
-}
 
 fn code<E: ProvideErrorMetadata>(e: &E) -> String {
     e.code().unwrap_or("").to_owned()

@@ -418,29 +418,23 @@ async fn apply(
     Ok(Json(apply_staged(&gw, req).await?))
 }
 
+/// Largest number of access keys listed.
+const MAX_KEYS_LISTED: usize = 100_000;
+
 async fn list_keys(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<Vec<KeyInfo>>> {
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = gw
-            .meta
-            .scan(Table::AccessKeys, "", "", after.as_deref(), MAX_SCAN_LIMIT)
-            .await?;
-        for (_, v) in page.entries {
-            let k: AccessKeyRecord =
-                record::decode("access key record", &v).map_err(crate::error::Error::from)?;
-            out.push(KeyInfo {
+    let (keys, _) = gw
+        .meta
+        .scan_all::<AccessKeyRecord>(Table::AccessKeys, "", None, MAX_KEYS_LISTED)
+        .await?;
+    Ok(Json(
+        keys.into_iter()
+            .map(|(_, k)| KeyInfo {
                 access_key_id: k.access_key_id,
                 name: k.name,
                 created_ms: k.created_ms,
-            });
-        }
-        match page.next_after {
-            Some(a) => after = Some(a),
-            None => break,
-        }
-    }
-    Ok(Json(out))
+            })
+            .collect(),
+    ))
 }
 
 /// Create an access key (shared with `--dev`).

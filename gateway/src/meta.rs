@@ -305,6 +305,36 @@ impl Meta {
     }
 }
 
+impl Meta {
+    /// Every live record of a partition key after `start_after`, decoded,
+    /// in order: at most `limit`, and whether more were left.
+    pub async fn scan_all<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        partition_key: &str,
+        start_after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<(String, T)>, bool)> {
+        let mut out = Vec::new();
+        let mut cursor = start_after;
+        loop {
+            let page = self
+                .scan(table, partition_key, "", cursor.as_deref(), MAX_SCAN_LIMIT)
+                .await?;
+            for (key, bytes) in page.entries {
+                if out.len() == limit {
+                    return Ok((out, true));
+                }
+                out.push((key, record::decode(table_name(table), &bytes)?));
+            }
+            match page.next_after {
+                Some(next) => cursor = Some(next),
+                None => return Ok((out, false)),
+            }
+        }
+    }
+}
+
 /// Name of a table in error messages.
 pub fn table_name(table: Table) -> &'static str {
     match table {

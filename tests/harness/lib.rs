@@ -486,6 +486,34 @@ pub fn client(endpoint: &str, access_key: &str, secret_key: &str) -> Client {
     Client::from_conf(config)
 }
 
+/// PUT `body` under `bucket/key`, panicking on failure (test helper).
+pub async fn put_bytes(s3: &Client, bucket: &str, key: &str, body: Vec<u8>) {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(body))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PUT {bucket}/{key}: {e:?}"));
+}
+
+/// GET `bucket/key` whole, panicking on failure (test helper).
+pub async fn get_bytes(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {bucket}/{key}: {e:?}"));
+    out.body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so content can be
 /// regenerated to compare without keeping it in memory.
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {

@@ -2,31 +2,21 @@
 
 use super::{authorized_bucket, caller, now_ms, timestamp};
 use crate::server::Gateway;
-use cairn::record::{self, BucketRecord, MetaKey, Table};
-use cairn::rpc::MAX_SCAN_LIMIT;
+use cairn::record::{BucketRecord, MetaKey, Table};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-/// All buckets, when a listing is made (bounded by pages of the scan).
+/// Largest number of buckets a listing returns (S3's default quota is
+/// 10,000 per account).
+pub const MAX_BUCKETS: usize = 10_000;
+
+/// All buckets (at most [`MAX_BUCKETS`]).
 pub(crate) async fn all_buckets(gw: &Gateway) -> S3Result<Vec<BucketRecord>> {
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = gw
-            .meta
-            .scan(Table::Buckets, "", "", after.as_deref(), MAX_SCAN_LIMIT)
-            .await?;
-        for (_, bytes) in page.entries {
-            out.push(
-                record::decode::<BucketRecord>("bucket record", &bytes)
-                    .map_err(crate::error::Error::from)?,
-            );
-        }
-        match page.next_after {
-            Some(a) => after = Some(a),
-            None => return Ok(out),
-        }
-    }
+    let (buckets, _) = gw
+        .meta
+        .scan_all::<BucketRecord>(Table::Buckets, "", None, MAX_BUCKETS)
+        .await?;
+    Ok(buckets.into_iter().map(|(_, b)| b).collect())
 }
 
 pub(super) async fn list(

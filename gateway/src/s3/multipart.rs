@@ -178,19 +178,8 @@ pub(super) async fn upload_part(
         false,
     )
     .await?;
-    let etag_hex = hex::encode(written.md5);
-    let rec = PartRecord {
-        part_number: input.part_number as u32,
-        size: written.size,
-        etag: etag_hex.clone(),
-        last_modified_ms: now_ms(),
-        checksum: checksum.clone(),
-        data: written.data,
-    };
-    gw.meta
-        .put(part_key(&input.upload_id, input.part_number), &rec)
-        .await?;
-    let f = checksum_fields(checksum.as_ref());
+    let (etag_hex, _, f) =
+        commit_part(gw, &input.upload_id, input.part_number, written, checksum).await?;
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(etag(&etag_hex)),
         checksum_crc32: f.crc32,
@@ -200,6 +189,31 @@ pub(super) async fn upload_part(
         checksum_sha256: f.sha256,
         ..Default::default()
     }))
+}
+
+/// Record an uploaded part; returns its ETag, time and checksum fields.
+async fn commit_part(
+    gw: &Gateway,
+    upload_id: &str,
+    part_number: i32,
+    written: crate::data::Written,
+    checksum: Option<StoredChecksum>,
+) -> S3Result<(String, u64, ChecksumFields)> {
+    let etag_hex = hex::encode(written.md5);
+    let rec = PartRecord {
+        part_number: part_number as u32,
+        size: written.size,
+        etag: etag_hex.clone(),
+        last_modified_ms: now_ms(),
+        checksum,
+        data: written.data,
+    };
+    gw.meta.put(part_key(upload_id, part_number), &rec).await?;
+    Ok((
+        etag_hex,
+        rec.last_modified_ms,
+        checksum_fields(rec.checksum.as_ref()),
+    ))
 }
 
 /// Parse `x-amz-copy-source-range: bytes=FIRST-LAST` against a source of
@@ -278,23 +292,12 @@ pub(super) async fn upload_part_copy(
         value: checksum::b64(raw),
         kind: ChecksumKind::FullObject,
     });
-    let etag_hex = hex::encode(written.md5);
-    let rec = PartRecord {
-        part_number: input.part_number as u32,
-        size: written.size,
-        etag: etag_hex.clone(),
-        last_modified_ms: now_ms(),
-        checksum: checksum.clone(),
-        data: written.data,
-    };
-    gw.meta
-        .put(part_key(&input.upload_id, input.part_number), &rec)
-        .await?;
-    let f = checksum_fields(checksum.as_ref());
+    let (etag_hex, last_modified_ms, f) =
+        commit_part(gw, &input.upload_id, input.part_number, written, checksum).await?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(etag(&etag_hex)),
-            last_modified: Some(timestamp(rec.last_modified_ms)),
+            last_modified: Some(timestamp(last_modified_ms)),
             checksum_crc32: f.crc32,
             checksum_crc32c: f.crc32c,
             checksum_crc64nvme: f.crc64nvme,
@@ -535,33 +538,16 @@ async fn all_parts(
     after: Option<i32>,
     limit: usize,
 ) -> S3Result<(Vec<PartRecord>, bool)> {
-    let mut out = Vec::new();
-    let mut cursor = after.map(|n| format!("{n:05}"));
-    loop {
-        let page = gw
-            .meta
-            .scan(
-                Table::Parts,
-                upload_id,
-                "",
-                cursor.as_deref(),
-                cairn::rpc::MAX_SCAN_LIMIT,
-            )
-            .await?;
-        for (_, bytes) in page.entries {
-            if out.len() == limit {
-                return Ok((out, true));
-            }
-            out.push(
-                record::decode::<PartRecord>("part record", &bytes)
-                    .map_err(crate::error::Error::from)?,
-            );
-        }
-        match page.next_after {
-            Some(n) => cursor = Some(n),
-            None => return Ok((out, false)),
-        }
-    }
+    let (parts, truncated) = gw
+        .meta
+        .scan_all::<PartRecord>(
+            Table::Parts,
+            upload_id,
+            after.map(|n| format!("{n:05}")),
+            limit,
+        )
+        .await?;
+    Ok((parts.into_iter().map(|(_, p)| p).collect(), truncated))
 }
 
 pub(super) async fn abort(
