@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install what a fresh Debian machine lacks to build Cairn: libclang for
-# RocksDB's bindgen. Safe to run repeatedly; does nothing when present.
+# Install what a fresh Debian machine lacks to build and run Cairn's scripts:
+# libclang (RocksDB's bindgen) and curl (health checks in local-cluster.sh).
+# Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
 
 have_libclang() {
@@ -8,16 +9,18 @@ have_libclang() {
     compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null
 }
 
-if have_libclang; then
-    exit 0
-fi
-echo "setup: libclang not found; installing libclang-dev" >&2
+missing=()
+have_libclang || missing+=(libclang-dev)
+command -v curl >/dev/null || missing+=(curl)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "setup: installing ${missing[*]}" >&2
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
     if command -v sudo >/dev/null; then SUDO="sudo"; else
-        echo "setup: run as root or install libclang-dev yourself" >&2
+        echo "setup: run as root or install ${missing[*]} yourself" >&2
         exit 1
     fi
 fi
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libclang-dev >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -9,10 +9,15 @@ HERE="$ROOT/tests/clients"
 CACHE="${CAIRN_CACHE_DIR:-$HOME/.cache/cairn}"
 VENV="$CACHE/venv"
 
-if ! command -v rclone >/dev/null || ! command -v s3cmd >/dev/null; then
+"$ROOT/scripts/setup.sh"
+packages=()
+command -v rclone >/dev/null || packages+=(rclone)
+command -v s3cmd >/dev/null || packages+=(s3cmd)
+python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3 python3-venv python3-pip)
+if [ ${#packages[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq rclone s3cmd >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 if [ ! -x "$VENV/bin/aws" ] || ! "$VENV/bin/python" -c 'import boto3' 2>/dev/null; then
     python3 -m venv "$VENV"
