@@ -200,6 +200,53 @@ async fn one_node_lost_writes_succeed_and_read_back_after_it_returns() {
 }
 
 #[tokio::test]
+async fn a_hung_node_is_routed_around() {
+    let seed = cairn_tests::seed();
+    let mut cluster = Cluster::start(6).await;
+    let s3 = cluster.s3();
+    s3.create_bucket().bucket("hung").send().await.unwrap();
+    for (i, size) in SIZES.iter().enumerate() {
+        put(
+            &s3,
+            "hung",
+            &format!("obj{i}"),
+            pattern(seed + i as u64, *size),
+        )
+        .await;
+    }
+    let victim = (seed % 6) as usize;
+    eprintln!("pausing node {victim}");
+    cluster.pause_node(victim);
+    for (i, size) in SIZES.iter().enumerate() {
+        let back = get(&s3, "hung", &format!("obj{i}")).await;
+        assert_eq!(
+            digest(&back),
+            digest(&pattern(seed + i as u64, *size)),
+            "obj{i}"
+        );
+    }
+    put(&s3, "hung", "during", pattern(seed + 50, (2 << 20) + 5)).await;
+    assert_eq!(
+        digest(&get(&s3, "hung", "during").await),
+        digest(&pattern(seed + 50, (2 << 20) + 5))
+    );
+    s3.delete_object()
+        .bucket("hung")
+        .key("obj1")
+        .send()
+        .await
+        .unwrap();
+    let listed = s3.list_objects_v2().bucket("hung").send().await.unwrap();
+    assert_eq!(listed.key_count(), Some(SIZES.len() as i32));
+    cluster.resume_node(victim);
+    cluster.wait_healthy().await.unwrap();
+    assert_eq!(
+        digest(&get(&s3, "hung", "during").await),
+        digest(&pattern(seed + 50, (2 << 20) + 5))
+    );
+}
+
+#[tokio::test]
 async fn corrupted_or_deleted_shards_are_never_served() {
     let cluster = Cluster::start(6).await;
     let s3 = cluster.s3();

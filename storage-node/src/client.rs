@@ -12,8 +12,9 @@ use cairn::rpc::{
     MetaReadRequest, MetaReadResponse, MetaScanRequest, MetaScanResponse, MetaWriteRequest,
     MetaWriteResponse, NodeIdentity, NodeStats, SHARD_CHECKSUM_HEADER, StagedLayout,
 };
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Time allowed to open a connection to a node.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -23,12 +24,29 @@ pub const SHARD_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections kept per node.
 pub const POOL_IDLE_PER_HOST: usize = 32;
+/// Longest silence allowed while waiting for a node's answer or body bytes.
+/// A node that accepts connections but stops answering (hung, or cut off)
+/// is given up on after this long rather than after a whole transfer timeout.
+pub const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a node that failed to connect or went silent is skipped by data
+/// and metadata requests before it is tried again. Probes (identity, stats,
+/// layout) still reach it, and the first success clears it.
+pub const SUSPECT_FOR: Duration = Duration::from_secs(10);
 
 /// A signing HTTP client for the node RPC. Cheap to clone.
 #[derive(Clone)]
 pub struct NodeClient {
     http: reqwest::Client,
     secret: Arc<str>,
+    suspects: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+/// Whether a request honours the suspect list (data and metadata) or goes
+/// through regardless (probes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Work,
+    Probe,
 }
 
 impl NodeClient {
@@ -38,11 +56,76 @@ impl NodeClient {
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
             .tcp_nodelay(true)
+            .read_timeout(READ_IDLE_TIMEOUT)
             .build()
             .expect("reqwest client builds with static settings");
         Self {
             http,
             secret: cluster_secret.into(),
+            suspects: Arc::default(),
+        }
+    }
+
+    /// Whether `addr` failed recently and is being skipped.
+    pub fn is_suspected(&self, addr: &str) -> bool {
+        let mut suspects = self.suspects.lock().expect("suspects lock poisoned");
+        match suspects.get(addr) {
+            Some(until) if Instant::now() < *until => true,
+            Some(_) => {
+                suspects.remove(addr);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn note(&self, addr: &str, outcome: std::result::Result<(), &reqwest::Error>) {
+        let mut suspects = self.suspects.lock().expect("suspects lock poisoned");
+        match outcome {
+            Ok(()) => {
+                suspects.remove(addr);
+            }
+            Err(e) if e.is_connect() || e.is_timeout() => {
+                if suspects
+                    .insert(addr.to_owned(), Instant::now() + SUSPECT_FOR)
+                    .is_none()
+                {
+                    tracing::warn!(%addr, error = %e, "node unreachable; skipping it for a while");
+                    metrics::counter!("cairn_rpc_nodes_suspected_total").increment(1);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    async fn send_kind(
+        &self,
+        addr: &str,
+        builder: reqwest::RequestBuilder,
+        timeout: Duration,
+        kind: Kind,
+    ) -> Result<reqwest::Response> {
+        let rpc_err = |e: reqwest::Error| Error::Rpc {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        };
+        if kind == Kind::Work && self.is_suspected(addr) {
+            return Err(Error::Rpc {
+                addr: addr.to_owned(),
+                reason: "skipped: unreachable moments ago".into(),
+            });
+        }
+        let mut req = builder.timeout(timeout).build().map_err(rpc_err)?;
+        auth::sign_request(&self.secret, &mut req)?;
+        match self.http.execute(req).await {
+            Ok(resp) => {
+                self.note(addr, Ok(()));
+                Ok(resp)
+            }
+            Err(e) => {
+                self.note(addr, Err(&e));
+                Err(rpc_err(e))
+            }
         }
     }
 
@@ -52,14 +135,7 @@ impl NodeClient {
         builder: reqwest::RequestBuilder,
         timeout: Duration,
     ) -> Result<reqwest::Response> {
-        let rpc_err = |e: reqwest::Error| Error::Rpc {
-            addr: addr.to_owned(),
-            reason: e.to_string(),
-        };
-        let mut req = builder.timeout(timeout).build().map_err(rpc_err)?;
-        auth::sign_request(&self.secret, &mut req)?;
-        let resp = self.http.execute(req).await.map_err(rpc_err)?;
-        Ok(resp)
+        self.send_kind(addr, builder, timeout, Kind::Work).await
     }
 
     async fn ok(addr: &str, resp: reqwest::Response) -> Result<reqwest::Response> {
@@ -75,15 +151,17 @@ impl NodeClient {
         })
     }
 
-    async fn body(addr: &str, resp: reqwest::Response) -> Result<Bytes> {
-        Self::ok(addr, resp)
-            .await?
-            .bytes()
-            .await
-            .map_err(|e| Error::Rpc {
-                addr: addr.to_owned(),
-                reason: e.to_string(),
-            })
+    async fn body(&self, addr: &str, resp: reqwest::Response) -> Result<Bytes> {
+        match Self::ok(addr, resp).await?.bytes().await {
+            Ok(b) => Ok(b),
+            Err(e) => {
+                self.note(addr, Err(&e));
+                Err(Error::Rpc {
+                    addr: addr.to_owned(),
+                    reason: e.to_string(),
+                })
+            }
+        }
     }
 
     async fn control<T: serde::de::DeserializeOwned>(
@@ -93,13 +171,14 @@ impl NodeClient {
         path: &str,
         body: Option<Vec<u8>>,
         what: &'static str,
+        kind: Kind,
     ) -> Result<T> {
         let mut b = self.http.request(method, format!("http://{addr}{path}"));
         if let Some(body) = body {
             b = b.body(body);
         }
-        let resp = self.send(addr, b, CONTROL_TIMEOUT).await?;
-        let bytes = Self::body(addr, resp).await?;
+        let resp = self.send_kind(addr, b, CONTROL_TIMEOUT, kind).await?;
+        let bytes = self.body(addr, resp).await?;
         Ok(record::decode(what, &bytes)?)
     }
 
@@ -150,7 +229,7 @@ impl NodeClient {
             .get(SHARD_CHECKSUM_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let data = Self::body(addr, resp).await?;
+        let data = self.body(addr, resp).await?;
         match expected {
             Some(e) if e == hex::encode(shard_checksum(&data)) => Ok(data),
             _ => Err(Error::CorruptShard {
@@ -193,6 +272,7 @@ impl NodeClient {
                 "/v1/meta/write",
                 Some(body),
                 "meta write answer",
+                Kind::Work,
             )
             .await?;
         Ok(r.newer)
@@ -212,6 +292,7 @@ impl NodeClient {
                 "/v1/meta/read",
                 Some(body),
                 "meta read answer",
+                Kind::Work,
             )
             .await?;
         Ok(r.values)
@@ -230,26 +311,48 @@ impl NodeClient {
             "/v1/meta/scan",
             Some(body),
             "meta scan answer",
+            Kind::Work,
         )
         .await
     }
 
     /// The node's id and layout version.
     pub async fn rpc_identity(&self, addr: &str) -> Result<NodeIdentity> {
-        self.control(addr, reqwest::Method::GET, "/v1/identity", None, "identity")
-            .await
+        self.control(
+            addr,
+            reqwest::Method::GET,
+            "/v1/identity",
+            None,
+            "identity",
+            Kind::Probe,
+        )
+        .await
     }
 
     /// The node's counters.
     pub async fn rpc_stats(&self, addr: &str) -> Result<NodeStats> {
-        self.control(addr, reqwest::Method::GET, "/v1/stats", None, "stats")
-            .await
+        self.control(
+            addr,
+            reqwest::Method::GET,
+            "/v1/stats",
+            None,
+            "stats",
+            Kind::Probe,
+        )
+        .await
     }
 
     /// The layout the node holds.
     pub async fn rpc_get_layout(&self, addr: &str) -> Result<Option<Layout>> {
-        self.control(addr, reqwest::Method::GET, "/v1/layout", None, "layout")
-            .await
+        self.control(
+            addr,
+            reqwest::Method::GET,
+            "/v1/layout",
+            None,
+            "layout",
+            Kind::Probe,
+        )
+        .await
     }
 
     /// Hand the node a newer layout.
@@ -258,7 +361,9 @@ impl NodeClient {
             .http
             .put(format!("http://{addr}/v1/layout"))
             .body(record::encode(layout));
-        let resp = self.send(addr, b, CONTROL_TIMEOUT).await?;
+        let resp = self
+            .send_kind(addr, b, CONTROL_TIMEOUT, Kind::Probe)
+            .await?;
         Self::ok(addr, resp).await.map(|_| ())
     }
 
@@ -270,6 +375,7 @@ impl NodeClient {
             "/v1/layout/staged",
             None,
             "staged layout",
+            Kind::Probe,
         )
         .await
     }
@@ -280,7 +386,9 @@ impl NodeClient {
             .http
             .put(format!("http://{addr}/v1/layout/staged"))
             .body(record::encode(staged));
-        let resp = self.send(addr, b, CONTROL_TIMEOUT).await?;
+        let resp = self
+            .send_kind(addr, b, CONTROL_TIMEOUT, Kind::Probe)
+            .await?;
         Self::ok(addr, resp).await.map(|_| ())
     }
 }

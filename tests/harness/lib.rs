@@ -223,6 +223,29 @@ impl Cluster {
         self.nodes[i].kill();
     }
 
+    /// Freeze node `i` (SIGSTOP): it keeps its connections and its port,
+    /// the kernel still accepts new ones, but it answers nothing — a hung
+    /// node, or one cut off by a partition.
+    pub fn pause_node(&mut self, i: usize) {
+        self.signal_node(i, "-STOP");
+    }
+
+    /// Let a paused node run again (SIGCONT).
+    pub fn resume_node(&mut self, i: usize) {
+        self.signal_node(i, "-CONT");
+    }
+
+    fn signal_node(&self, i: usize, signal: &str) {
+        let pid = self.nodes[i].child.as_ref().expect("node running").id();
+        let ok = Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .expect("running kill")
+            .success();
+        assert!(ok, "kill {signal} {pid}");
+    }
+
     /// (Re)start node `i` on its data and address; returns once it serves.
     pub async fn restart_node(&mut self, i: usize) -> Result<()> {
         self.nodes[i].kill();
