@@ -75,7 +75,7 @@ start_gateway() { # DIR I
     echo $! >"$dir/gateway$i.pid"
     wait_file "$dir/gateway$i.addr.new"
     mv "$dir/gateway$i.addr.new" "$dir/gateway$i.addr"
-    wait_http "http://$(cat "$dir/gateway$i.addr")/health"
+    wait_http "http://$(cat "$dir/gateway$i.addr")/_cairn/health"
 }
 
 kill_pid_file() { # FILE SIGNAL

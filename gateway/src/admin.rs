@@ -1,5 +1,10 @@
 //! The admin HTTP API (JSON, bearer token): cluster status, layout, keys,
 //! buckets. The `cairn` CLI is its client.
+//!
+//! Every non-S3 route of the gateway lives under `/_cairn/`: a bucket name
+//! cannot start with `_`, so no S3 request (path-style `/BUCKET/KEY`) is
+//! ever taken for one of them — a bucket may well be called `admin`,
+//! `health` or `metrics`.
 
 use crate::s3::bucket as bucket_admin;
 use crate::server::Gateway;
@@ -84,21 +89,24 @@ async fn require_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next)
 /// The admin, health and metrics routes.
 pub fn router(gw: Arc<Gateway>) -> Router {
     let admin = Router::new()
-        .route("/admin/v1/status", get(status))
-        .route("/admin/v1/layout", get(layout))
-        .route("/admin/v1/layout/assign", post(assign))
-        .route("/admin/v1/layout/remove", post(remove))
-        .route("/admin/v1/layout/apply", post(apply))
-        .route("/admin/v1/keys", get(list_keys).post(create_key))
-        .route("/admin/v1/keys/{id}", delete(delete_key))
-        .route("/admin/v1/buckets", get(list_buckets).post(create_bucket))
-        .route("/admin/v1/buckets/{name}", delete(delete_bucket))
-        .route("/admin/v1/buckets/{name}/allow", post(allow_bucket))
+        .route("/_cairn/admin/v1/status", get(status))
+        .route("/_cairn/admin/v1/layout", get(layout))
+        .route("/_cairn/admin/v1/layout/assign", post(assign))
+        .route("/_cairn/admin/v1/layout/remove", post(remove))
+        .route("/_cairn/admin/v1/layout/apply", post(apply))
+        .route("/_cairn/admin/v1/keys", get(list_keys).post(create_key))
+        .route("/_cairn/admin/v1/keys/{id}", delete(delete_key))
+        .route(
+            "/_cairn/admin/v1/buckets",
+            get(list_buckets).post(create_bucket),
+        )
+        .route("/_cairn/admin/v1/buckets/{name}", delete(delete_bucket))
+        .route("/_cairn/admin/v1/buckets/{name}/allow", post(allow_bucket))
         .route_layer(middleware::from_fn_with_state(gw.clone(), require_token));
     Router::new()
         .merge(admin)
-        .route("/health", get(|| async { "ok" }))
-        .route("/metrics", get(metrics_text))
+        .route("/_cairn/health", get(|| async { "ok" }))
+        .route("/_cairn/metrics", get(metrics_text))
         .with_state(gw)
 }
 

@@ -175,7 +175,7 @@ impl Cluster {
             });
             c.restart_gateway(i).await?;
         }
-        let layout = c.admin_get("/admin/v1/layout").await?;
+        let layout = c.admin_get("/_cairn/admin/v1/layout").await?;
         for (i, n) in layout["nodes"]
             .as_array()
             .context("nodes")?
@@ -184,14 +184,14 @@ impl Cluster {
         {
             let id = n["id"].as_str().context("every node answers")?;
             c.admin_post(
-                "/admin/v1/layout/assign",
+                "/_cairn/admin/v1/layout/assign",
                 serde_json::json!({"node_id": id, "zone": format!("z{}", i + 1), "capacity": 1}),
             )
             .await?;
         }
         let profile = opts.profile.map(|(k, m)| serde_json::json!([k, m]));
         c.admin_post(
-            "/admin/v1/layout/apply",
+            "/_cairn/admin/v1/layout/apply",
             serde_json::json!({ "profile": profile }),
         )
         .await?;
@@ -314,7 +314,7 @@ impl Cluster {
             .context("spawning cairn-gateway")?;
         self.gateways[i].child = Some(child);
         let addr = wait_file(&addr_file).await?;
-        wait_http(&format!("http://{addr}/health"), &self.http).await?;
+        wait_http(&format!("http://{addr}/_cairn/health"), &self.http).await?;
         self.gateways[i].addr = addr;
         Ok(())
     }
@@ -346,7 +346,7 @@ impl Cluster {
         let deadline = Instant::now() + START_TIMEOUT;
         for i in 0..self.gateways.len() {
             loop {
-                let v = self.admin_get_at(i, "/admin/v1/layout").await?;
+                let v = self.admin_get_at(i, "/_cairn/admin/v1/layout").await?;
                 if !v["current"].is_null() {
                     break;
                 }
@@ -363,7 +363,7 @@ impl Cluster {
     pub async fn wait_healthy(&self) -> Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let s = self.admin_get("/admin/v1/status").await?;
+            let s = self.admin_get("/_cairn/admin/v1/status").await?;
             let nodes = s["nodes"].as_array().cloned().unwrap_or_default();
             if !nodes.is_empty() && nodes.iter().all(|n| n["up"] == true) {
                 return Ok(());
@@ -469,7 +469,7 @@ impl Cluster {
 
     /// Node `i`'s counters (`/v1/stats` via the admin status).
     pub async fn node_stats(&self) -> Result<Vec<Value>> {
-        let s = self.admin_get("/admin/v1/status").await?;
+        let s = self.admin_get("/_cairn/admin/v1/status").await?;
         Ok(s["nodes"].as_array().cloned().unwrap_or_default())
     }
 }

@@ -195,7 +195,9 @@ async fn main() -> anyhow::Result<()> {
     use reqwest::Method;
     match cli.command {
         Command::Status => {
-            let s: ClusterStatus = admin.call(Method::GET, "/admin/v1/status", none).await?;
+            let s: ClusterStatus = admin
+                .call(Method::GET, "/_cairn/admin/v1/status", none)
+                .await?;
             if cli.json {
                 return print_json(&s);
             }
@@ -259,7 +261,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Layout(cmd) => match cmd {
             LayoutCommand::Show => {
-                let v: Value = admin.call(Method::GET, "/admin/v1/layout", none).await?;
+                let v: Value = admin
+                    .call(Method::GET, "/_cairn/admin/v1/layout", none)
+                    .await?;
                 if cli.json {
                     return print_json(&v);
                 }
@@ -318,7 +322,7 @@ async fn main() -> anyhow::Result<()> {
                 let v: Value = admin
                     .call(
                         Method::POST,
-                        "/admin/v1/layout/assign",
+                        "/_cairn/admin/v1/layout/assign",
                         Some(&AssignRequest {
                             node_id,
                             zone,
@@ -335,7 +339,7 @@ async fn main() -> anyhow::Result<()> {
                 let v: Value = admin
                     .call(
                         Method::POST,
-                        "/admin/v1/layout/remove",
+                        "/_cairn/admin/v1/layout/remove",
                         Some(&serde_json::json!({ "node_id": node_id })),
                     )
                     .await?;
@@ -349,7 +353,7 @@ async fn main() -> anyhow::Result<()> {
                 let v: Value = admin
                     .call(
                         Method::POST,
-                        "/admin/v1/layout/apply",
+                        "/_cairn/admin/v1/layout/apply",
                         Some(&ApplyRequest { profile, force }),
                     )
                     .await?;
@@ -370,7 +374,7 @@ async fn main() -> anyhow::Result<()> {
                 let k: CreatedKey = admin
                     .call(
                         Method::POST,
-                        "/admin/v1/keys",
+                        "/_cairn/admin/v1/keys",
                         Some(&CreateKeyRequest { name }),
                     )
                     .await?;
@@ -382,7 +386,9 @@ async fn main() -> anyhow::Result<()> {
                 println!("(the secret is shown only now)");
             }
             KeyCommand::List => {
-                let keys: Vec<KeyInfo> = admin.call(Method::GET, "/admin/v1/keys", none).await?;
+                let keys: Vec<KeyInfo> = admin
+                    .call(Method::GET, "/_cairn/admin/v1/keys", none)
+                    .await?;
                 if cli.json {
                     return print_json(&keys);
                 }
@@ -397,7 +403,7 @@ async fn main() -> anyhow::Result<()> {
                 let _: Value = admin
                     .call(
                         Method::DELETE,
-                        &format!("/admin/v1/keys/{access_key_id}"),
+                        &format!("/_cairn/admin/v1/keys/{access_key_id}"),
                         none,
                     )
                     .await?;
@@ -408,8 +414,9 @@ async fn main() -> anyhow::Result<()> {
         },
         Command::Bucket(cmd) => match cmd {
             BucketCommand::List => {
-                let buckets: Vec<BucketInfo> =
-                    admin.call(Method::GET, "/admin/v1/buckets", none).await?;
+                let buckets: Vec<BucketInfo> = admin
+                    .call(Method::GET, "/_cairn/admin/v1/buckets", none)
+                    .await?;
                 if cli.json {
                     return print_json(&buckets);
                 }
@@ -424,7 +431,7 @@ async fn main() -> anyhow::Result<()> {
                 let _: Value = admin
                     .call(
                         Method::POST,
-                        "/admin/v1/buckets",
+                        "/_cairn/admin/v1/buckets",
                         Some(&CreateBucketRequest {
                             name: name.clone(),
                             owner,
@@ -437,7 +444,11 @@ async fn main() -> anyhow::Result<()> {
             }
             BucketCommand::Delete { name } => {
                 let _: Value = admin
-                    .call(Method::DELETE, &format!("/admin/v1/buckets/{name}"), none)
+                    .call(
+                        Method::DELETE,
+                        &format!("/_cairn/admin/v1/buckets/{name}"),
+                        none,
+                    )
                     .await?;
                 if !cli.json {
                     println!("deleted bucket {name}");
@@ -450,7 +461,7 @@ async fn main() -> anyhow::Result<()> {
                 let b: BucketInfo = admin
                     .call(
                         Method::POST,
-                        &format!("/admin/v1/buckets/{bucket}/allow"),
+                        &format!("/_cairn/admin/v1/buckets/{bucket}/allow"),
                         Some(&AllowRequest { access_key_id }),
                     )
                     .await?;
