@@ -132,6 +132,18 @@ async fn buckets_objects_metadata_ranges_and_conditionals() {
         Some("Value With Spaces")
     );
 
+    // User metadata is limited to 2 KiB, as in S3.
+    let e = s3
+        .put_object()
+        .bucket("alpha")
+        .key("too-much-meta")
+        .metadata("big", "x".repeat(2100))
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "MetadataTooLarge");
+
     // Ranges.
     for (range, expect) in [
         ("bytes=0-9", &body[0..10]),

@@ -126,7 +126,7 @@ pub(super) async fn create(
         input.content_language,
         input.expires.as_ref(),
         input.metadata,
-    );
+    )?;
     let upload_id = hex::encode(rand::random::<[u8; 16]>());
     let rec = UploadRecord {
         bucket: input.bucket.clone(),

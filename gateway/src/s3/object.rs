@@ -14,6 +14,10 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+/// Largest user metadata (sum of the UTF-8 lengths of names and values),
+/// S3's limit.
+pub const MAX_USER_METADATA_BYTES: usize = 2048;
+
 /// Largest number of keys in one DeleteObjects request (S3's limit).
 pub const MAX_DELETE_OBJECTS: usize = 1000;
 
@@ -45,7 +49,7 @@ pub(crate) fn standard_headers(
     content_language: Option<String>,
     expires: Option<&Timestamp>,
     metadata: Option<Metadata>,
-) -> StandardHeaders {
+) -> S3Result<StandardHeaders> {
     let mut headers = Vec::new();
     for (name, value) in [
         ("cache-control", cache_control),
@@ -72,11 +76,18 @@ pub(crate) fn standard_headers(
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
     user_metadata.sort();
-    StandardHeaders {
+    let size: usize = user_metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > MAX_USER_METADATA_BYTES {
+        return Err(s3_error!(
+            MetadataTooLarge,
+            "Your metadata headers exceed the maximum allowed metadata size."
+        ));
+    }
+    Ok(StandardHeaders {
         content_type,
         headers,
         user_metadata,
-    }
+    })
 }
 
 fn header(rec: &ObjectRecord, name: &str) -> Option<String> {
@@ -203,7 +214,7 @@ pub(super) async fn put(
         input.content_language,
         input.expires.as_ref(),
         input.metadata,
-    );
+    )?;
     let (written, checksum) = receive(
         gw,
         input.body,
@@ -628,7 +639,7 @@ pub(super) async fn copy(
             input.content_language,
             input.expires.as_ref(),
             input.metadata,
-        );
+        )?;
         rec.content_type = std.content_type;
         rec.headers = std.headers;
         rec.user_metadata = std.user_metadata;
