@@ -416,6 +416,56 @@ async fn listing_with_prefixes_delimiters_and_pagination() {
         .await
         .unwrap();
     assert_eq!(out.key_count(), Some(0));
+
+    // Unversioned buckets list each object as its one `null` version, paged.
+    let mut versions = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let out = s3
+            .list_object_versions()
+            .bucket("list")
+            .prefix("dir2/")
+            .max_keys(20)
+            .set_key_marker(marker.clone())
+            .send()
+            .await
+            .unwrap();
+        for v in out.versions() {
+            assert_eq!(v.version_id(), Some("null"));
+            assert_eq!(v.is_latest(), Some(true));
+            versions.push(v.key().unwrap().to_owned());
+        }
+        assert!(out.delete_markers().is_empty());
+        if out.is_truncated() == Some(true) {
+            marker = out.next_key_marker().map(str::to_owned);
+        } else {
+            break;
+        }
+    }
+    assert_eq!(
+        versions,
+        (0..50)
+            .map(|f| format!("dir2/file{f:03}"))
+            .collect::<Vec<_>>()
+    );
+    // ACLs: the owner has full control (access is decided by keys and grants).
+    let acl = s3.get_bucket_acl().bucket("list").send().await.unwrap();
+    assert_eq!(acl.grants().len(), 1);
+    assert_eq!(
+        acl.grants()[0].permission().map(|p| p.as_str()),
+        Some("FULL_CONTROL")
+    );
+    let acl = s3
+        .get_object_acl()
+        .bucket("list")
+        .key("top00")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        acl.owner().and_then(|o| o.id()),
+        Some(cluster.access_key.as_str())
+    );
 }
 
 async fn futures_for_each(s3: &Client, keys: &[String]) {

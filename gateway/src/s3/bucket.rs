@@ -131,6 +131,40 @@ pub(super) async fn versioning(
     Ok(S3Response::new(GetBucketVersioningOutput::default()))
 }
 
+/// The one ACL Cairn has: the owner holds FULL_CONTROL. Access is decided
+/// by keys and grants (`cairn bucket allow`), not ACLs; this answer keeps
+/// tools that read ACLs working.
+pub(crate) fn owner_full_control(owner: &str) -> (Owner, Vec<Grant>) {
+    let o = Owner {
+        display_name: Some(owner.to_owned()),
+        id: Some(owner.to_owned()),
+    };
+    let grant = Grant {
+        grantee: Some(Grantee {
+            display_name: Some(owner.to_owned()),
+            id: Some(owner.to_owned()),
+            type_: Type::from(Type::CANONICAL_USER.to_owned()),
+            email_address: None,
+            uri: None,
+        }),
+        permission: Some(Permission::from(Permission::FULL_CONTROL.to_owned())),
+    };
+    (o, vec![grant])
+}
+
+pub(super) async fn acl(
+    gw: &Gateway,
+    req: S3Request<GetBucketAclInput>,
+) -> S3Result<S3Response<GetBucketAclOutput>> {
+    let who = caller(&req)?;
+    let bucket = authorized_bucket(gw, &who, &req.input.bucket).await?;
+    let (owner, grants) = owner_full_control(&bucket.owner);
+    Ok(S3Response::new(GetBucketAclOutput {
+        owner: Some(owner),
+        grants: Some(grants),
+    }))
+}
+
 /// Whether a bucket holds at least one object.
 pub(crate) async fn has_objects(gw: &Gateway, bucket: &str) -> S3Result<bool> {
     let mut after: Option<String> = None;

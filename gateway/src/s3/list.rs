@@ -287,6 +287,80 @@ pub(super) async fn list_v1(
     }))
 }
 
+/// Buckets are unversioned: every object is its one version, `null`, and
+/// there are no delete markers — what S3 lists for a bucket whose
+/// versioning was never enabled. Tools that clean up by version (and test
+/// suites' teardowns) rely on it.
+pub(super) async fn list_versions(
+    gw: &Gateway,
+    req: S3Request<ListObjectVersionsInput>,
+) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+    let who = caller(&req)?;
+    let input = req.input;
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let max = max_keys(input.max_keys)?;
+    let url = encoding(input.encoding_type.as_ref())?;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let marker = input.key_marker.clone().filter(|m| !m.is_empty());
+    let listing = list_entries(
+        gw,
+        &input.bucket,
+        &prefix,
+        input.delimiter.as_deref(),
+        marker,
+        max,
+    )
+    .await?;
+    let owner = Owner {
+        display_name: Some(bucket.owner.clone()),
+        id: Some(bucket.owner.clone()),
+    };
+    let versions = listing
+        .objects
+        .iter()
+        .map(|(key, rec)| ObjectVersion {
+            key: Some(if url { url_encode(key) } else { key.clone() }),
+            version_id: Some("null".to_owned()),
+            is_latest: Some(true),
+            last_modified: Some(timestamp(rec.last_modified_ms)),
+            e_tag: Some(etag(&rec.etag)),
+            size: Some(rec.size as i64),
+            storage_class: Some(ObjectVersionStorageClass::from(
+                ObjectVersionStorageClass::STANDARD.to_owned(),
+            )),
+            owner: Some(owner.clone()),
+            ..Default::default()
+        })
+        .collect();
+    let common = prefixes(&listing, url);
+    let next_key_marker = listing
+        .truncated
+        .then(|| {
+            listing
+                .last
+                .clone()
+                .map(|l| if url { url_encode(&l) } else { l })
+        })
+        .flatten();
+    Ok(S3Response::new(ListObjectVersionsOutput {
+        name: Some(input.bucket),
+        prefix: Some(if url { url_encode(&prefix) } else { prefix }),
+        delimiter: input
+            .delimiter
+            .map(|d| if url { url_encode(&d) } else { d }),
+        key_marker: input.key_marker,
+        version_id_marker: input.version_id_marker,
+        next_version_id_marker: next_key_marker.as_ref().map(|_| "null".to_owned()),
+        next_key_marker,
+        max_keys: Some(max as i32),
+        is_truncated: Some(listing.truncated),
+        encoding_type: input.encoding_type,
+        versions: Some(versions),
+        common_prefixes: (!common.is_empty()).then_some(common),
+        ..Default::default()
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

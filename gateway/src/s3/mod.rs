@@ -143,6 +143,24 @@ impl S3 for CairnS3 {
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         list::list_v2(&self.gw, req).await
     }
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        list::list_versions(&self.gw, req).await
+    }
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        bucket::acl(&self.gw, req).await
+    }
+    async fn get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        object::acl(&self.gw, req).await
+    }
     async fn list_objects(
         &self,
         req: S3Request<ListObjectsInput>,

@@ -551,6 +551,22 @@ pub(super) async fn delete_many(
     }))
 }
 
+pub(super) async fn acl(
+    gw: &Gateway,
+    req: S3Request<GetObjectAclInput>,
+) -> S3Result<S3Response<GetObjectAclOutput>> {
+    let who = caller(&req)?;
+    let input = req.input;
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    object_record(gw, &input.bucket, &input.key).await?;
+    let (owner, grants) = super::bucket::owner_full_control(&bucket.owner);
+    Ok(S3Response::new(GetObjectAclOutput {
+        owner: Some(owner),
+        grants: Some(grants),
+        ..Default::default()
+    }))
+}
+
 /// Resolve and authorise an `x-amz-copy-source`, check its preconditions,
 /// and return `(bucket, key, record)` (shared by CopyObject and
 /// UploadPartCopy).
