@@ -1041,6 +1041,79 @@ async fn authentication_and_permissions() {
 }
 
 #[tokio::test]
+async fn transfers_beyond_the_limit_are_told_to_slow_down() {
+    let mut opts = cairn_tests::Options::nodes(6);
+    opts.max_concurrent_transfers = Some(1);
+    let cluster = Cluster::start_with(opts).await.unwrap();
+    let s3 = cluster.s3();
+    s3.create_bucket().bucket("busy").send().await.unwrap();
+    // Larger than the socket buffers can absorb, so the body stays unread.
+    let body = pattern(8, 32 << 20);
+    cairn_tests::put_bytes(&s3, "busy", "big", body.clone()).await;
+    // A client that does not retry, to see the first answer.
+    let config = s3
+        .config()
+        .to_builder()
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .build();
+    let once = Client::from_conf(config);
+    // The first GET holds the only transfer slot while its body is unread.
+    let first = once
+        .get_object()
+        .bucket("busy")
+        .key("big")
+        .send()
+        .await
+        .unwrap();
+    let e = once
+        .get_object()
+        .bucket("busy")
+        .key("big")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(503));
+    assert_eq!(code(&e.into_service_error()), "SlowDown");
+    let e = once
+        .put_object()
+        .bucket("busy")
+        .key("other")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "SlowDown");
+    // Small (inline) objects need no slot.
+    cairn_tests::put_bytes(&once, "busy", "small", b"tiny".to_vec()).await;
+    assert_eq!(get_bytes(&once, "busy", "small").await, b"tiny");
+    // Once the first body is read, the slot is free again.
+    assert_eq!(
+        digest(&first.body.collect().await.unwrap().into_bytes()),
+        digest(&body)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match once.get_object().bucket("busy").key("big").send().await {
+            Ok(out) => {
+                assert_eq!(
+                    digest(&out.body.collect().await.unwrap().into_bytes()),
+                    digest(&body)
+                );
+                break;
+            }
+            Err(e) => {
+                assert_eq!(code(&e.into_service_error()), "SlowDown");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the slot was never freed"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn virtual_host_style_addressing() {
     let cluster = Cluster::start(6).await;
     let s3 = cluster.s3();

@@ -15,6 +15,10 @@ pub const MAX_PUT_OBJECT_BYTES: u64 = 5 << 30;
 /// Chunks of one PUT being hashed, encoded or written at once. Bounds a PUT's
 /// memory to about this many chunks plus their parity.
 pub const PUT_PIPELINE_DEPTH: usize = 3;
+/// Chunked PUTs and GETs one gateway serves at once by default; beyond it,
+/// SlowDown. With the pipeline depths below, about 32 × 30 MiB of buffers
+/// at most.
+pub const DEFAULT_MAX_CONCURRENT_TRANSFERS: usize = 32;
 /// Chunks of one GET being fetched ahead of the one being sent.
 pub const GET_PREFETCH_CHUNKS: usize = 2;
 
@@ -39,6 +43,8 @@ pub struct GatewayConfig {
     pub chunk_size_bytes: usize,
     /// Inline threshold in bytes.
     pub inline_threshold_bytes: usize,
+    /// Chunked PUTs and GETs served at once (beyond: 503 SlowDown).
+    pub max_concurrent_transfers: usize,
     /// Shift of this gateway's clock in ms. Always 0 in production; tests use
     /// it to check that writes stay ordered when clocks disagree.
     pub clock_offset_ms: i64,
@@ -60,6 +66,9 @@ impl GatewayConfig {
             return Err(format!(
                 "chunk size must be 64 KiB..={MAX_CHUNK_SIZE_BYTES} bytes"
             ));
+        }
+        if !(1..=4096).contains(&self.max_concurrent_transfers) {
+            return Err("max concurrent transfers must be 1..=4096".into());
         }
         if self.inline_threshold_bytes > self.chunk_size_bytes {
             return Err("inline threshold larger than a chunk".into());

@@ -37,11 +37,25 @@ pub struct Written {
     pub checksum: Option<(Algorithm, Vec<u8>)>,
 }
 
+/// How to store one body.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions {
+    /// The additional checksum to compute, if any.
+    pub algorithm: Option<Algorithm>,
+    /// Refuse (`EntityTooLarge`) past this many bytes.
+    pub max_len: u64,
+    /// Whether a small body may live inline in its manifest.
+    pub allow_inline: bool,
+    /// The length the client announced, if any.
+    pub size_hint: Option<u64>,
+}
+
 /// The data pipelines of one gateway.
 pub struct DataPath {
     cluster: Arc<Cluster>,
     chunk_size: usize,
     inline_threshold: usize,
+    transfers: Arc<tokio::sync::Semaphore>,
 }
 
 fn codec_for(profile: ErasureProfile) -> Result<Arc<dyn Codec>> {
@@ -55,30 +69,56 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 impl DataPath {
-    /// Pipelines over `cluster`.
-    pub fn new(cluster: Arc<Cluster>, chunk_size: usize, inline_threshold: usize) -> Self {
-        assert!(chunk_size > 0 && inline_threshold <= chunk_size);
+    /// Pipelines over `cluster`, at most `max_transfers` chunked PUTs and
+    /// GETs at once.
+    pub fn new(
+        cluster: Arc<Cluster>,
+        chunk_size: usize,
+        inline_threshold: usize,
+        max_transfers: usize,
+    ) -> Self {
+        assert!(chunk_size > 0 && inline_threshold <= chunk_size && max_transfers > 0);
         Self {
             cluster,
             chunk_size,
             inline_threshold,
+            transfers: Arc::new(tokio::sync::Semaphore::new(max_transfers)),
         }
+    }
+
+    /// A transfer slot, or `SlowDown`: past the limit a request is refused at
+    /// once (S3 clients back off and retry) rather than queued, so memory
+    /// stays bounded by the limit times a few chunks.
+    fn transfer_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.transfers.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!("cairn_gateway_transfers_refused_total").increment(1);
+            Error::S3(s3s::s3_error!(SlowDown, "Please reduce your request rate."))
+        })
     }
 
     /// Consume `body`, storing it as chunks (or inline when small and
     /// `allow_inline`). Fails with `EntityTooLarge` past `max_len` bytes.
     /// Nothing is visible to readers until the caller commits a manifest.
-    pub async fn write<S, E>(
-        &self,
-        mut body: S,
-        algorithm: Option<Algorithm>,
-        max_len: u64,
-        allow_inline: bool,
-    ) -> Result<Written>
+    pub async fn write<S, E>(&self, mut body: S, opts: WriteOptions) -> Result<Written>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        let WriteOptions {
+            algorithm,
+            max_len,
+            allow_inline,
+            size_hint,
+        } = opts;
+        // Taken before reading when the client announced a body larger than
+        // an inline object (so the refusal comes before the upload), else
+        // once the body proves to be one.
+        let mut slot = match size_hint {
+            Some(n) if !allow_inline || n > self.inline_threshold as u64 => {
+                Some(self.transfer_slot()?)
+            }
+            _ => None,
+        };
         let mut hashes = BodyHashes::new(algorithm);
         let mut chunks: Vec<ChunkRef> = Vec::new();
         let mut inflight: VecDeque<tokio::task::JoinHandle<Result<()>>> = VecDeque::new();
@@ -137,6 +177,9 @@ impl DataPath {
             first = false;
             if chunk.is_empty() {
                 break;
+            }
+            if slot.is_none() {
+                slot = Some(self.transfer_slot()?);
             }
             let placement = self.cluster.placement()?;
             let p = *profile.get_or_insert(placement.layout.profile);
@@ -223,6 +266,9 @@ impl DataPath {
             let to = range.end.min(end) - start;
             wanted.push((c, from as usize..to as usize));
         }
+        // The slot travels with the stream and is freed when the body is
+        // done or dropped.
+        let slot = self.transfer_slot()?;
         let me = self.clone();
         let mut stream = futures::stream::iter(wanted)
             .map(move |(c, slice)| {
@@ -233,7 +279,8 @@ impl DataPath {
                 }
             })
             .buffered(GET_PREFETCH_CHUNKS)
-            .map(|r| {
+            .map(move |r| {
+                let _held = &slot;
                 r.map_err(|e| {
                     tracing::error!(error = %e, "object read failed mid-stream");
                     std::io::Error::other(e.to_string())

@@ -4,7 +4,10 @@
 //! the data path is simulated.
 
 use crate::admin::{apply_staged, stage_assign};
-use crate::config::{DEFAULT_CHUNK_SIZE_BYTES, DEFAULT_INLINE_THRESHOLD_BYTES, GatewayConfig};
+use crate::config::{
+    DEFAULT_CHUNK_SIZE_BYTES, DEFAULT_INLINE_THRESHOLD_BYTES, DEFAULT_MAX_CONCURRENT_TRANSFERS,
+    GatewayConfig,
+};
 use crate::server::{self, Gateway};
 use anyhow::Context;
 use cairn::rpc::admin::{ApplyRequest, AssignRequest};
@@ -111,6 +114,7 @@ pub async fn run(
         domains: opts.domains.clone(),
         chunk_size_bytes: DEFAULT_CHUNK_SIZE_BYTES,
         inline_threshold_bytes: DEFAULT_INLINE_THRESHOLD_BYTES,
+        max_concurrent_transfers: DEFAULT_MAX_CONCURRENT_TRANSFERS,
         clock_offset_ms: 0,
     };
     let gw: Arc<Gateway> = Gateway::new(config, metrics).await?;

@@ -3,7 +3,8 @@
 
 use anyhow::Context;
 use cairn_gateway::config::{
-    DEFAULT_CHUNK_SIZE_BYTES, DEFAULT_INLINE_THRESHOLD_BYTES, GatewayConfig,
+    DEFAULT_CHUNK_SIZE_BYTES, DEFAULT_INLINE_THRESHOLD_BYTES, DEFAULT_MAX_CONCURRENT_TRANSFERS,
+    GatewayConfig,
 };
 use cairn_gateway::dev::{self, DevOptions};
 use cairn_gateway::server::{self, Gateway};
@@ -44,6 +45,9 @@ struct Args {
     /// Objects up to this size are stored inside their manifest.
     #[arg(long, default_value_t = DEFAULT_INLINE_THRESHOLD_BYTES)]
     inline_threshold_bytes: usize,
+    /// Chunked PUTs and GETs served at once; beyond it, 503 SlowDown.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONCURRENT_TRANSFERS)]
+    max_concurrent_transfers: usize,
     /// Shift this gateway's clock (ms) — for tests of clock disagreement.
     #[arg(long, default_value_t = 0, hide = true, allow_hyphen_values = true)]
     clock_offset_ms: i64,
@@ -102,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
         domains: args.domains,
         chunk_size_bytes: args.chunk_size_bytes,
         inline_threshold_bytes: args.inline_threshold_bytes,
+        max_concurrent_transfers: args.max_concurrent_transfers,
         clock_offset_ms: args.clock_offset_ms,
     };
     let gw = Gateway::new(config, metrics).await?;

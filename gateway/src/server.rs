@@ -50,6 +50,7 @@ impl Gateway {
             cluster.clone(),
             config.chunk_size_bytes,
             config.inline_threshold_bytes,
+            config.max_concurrent_transfers,
         ));
         Ok(Arc::new(Self {
             config,

@@ -29,6 +29,9 @@ use tokio::net::TcpListener;
 
 /// Largest control (non-shard) request body: a metadata batch.
 pub const MAX_CONTROL_BODY_BYTES: usize = 64 << 20;
+/// Shard transfers a node serves at once; more wait their turn. Each holds
+/// at most one shard (a few MiB at the default chunk size) in memory.
+pub const MAX_CONCURRENT_SHARD_TRANSFERS: usize = 64;
 
 /// A running node's shared state.
 pub struct Node {
@@ -40,6 +43,7 @@ pub struct Node {
     secret: String,
     corrupt_detected: AtomicU64,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    shard_transfers: Arc<tokio::sync::Semaphore>,
 }
 
 impl Node {
@@ -79,6 +83,7 @@ impl Node {
             secret: config.cluster_secret.clone(),
             corrupt_detected: AtomicU64::new(0),
             metrics,
+            shard_transfers: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SHARD_TRANSFERS)),
         }))
     }
 
@@ -327,6 +332,22 @@ async fn require_signature(
     Ok(next.run(req).await)
 }
 
+/// Queue shard transfers beyond [`MAX_CONCURRENT_SHARD_TRANSFERS`] before
+/// their bodies are read.
+async fn limit_shard_transfers(
+    State(node): State<Arc<Node>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let _permit = node
+        .shard_transfers
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    next.run(req).await
+}
+
 /// The node's HTTP router.
 pub fn router(node: Arc<Node>) -> Router {
     let signed = Router::new()
@@ -336,7 +357,11 @@ pub fn router(node: Arc<Node>) -> Router {
                 .get(get_shard)
                 .head(head_shard)
                 .delete(delete_shard)
-                .layer(DefaultBodyLimit::max(MAX_SHARD_BYTES)),
+                .layer(DefaultBodyLimit::max(MAX_SHARD_BYTES))
+                .layer(middleware::from_fn_with_state(
+                    node.clone(),
+                    limit_shard_transfers,
+                )),
         )
         .route("/v1/meta/write", post(meta_write))
         .route("/v1/meta/read", post(meta_read))

@@ -58,6 +58,8 @@ pub struct Options {
     pub chunk_size_bytes: usize,
     /// Clock offset (ms) of each gateway, by index; missing ones are 0.
     pub clock_offsets_ms: Vec<i64>,
+    /// The gateways' limit on concurrent transfers (their default when None).
+    pub max_concurrent_transfers: Option<usize>,
 }
 
 impl Options {
@@ -69,6 +71,7 @@ impl Options {
             profile: None,
             chunk_size_bytes: 1 << 20,
             clock_offsets_ms: Vec::new(),
+            max_concurrent_transfers: None,
         }
     }
 }
@@ -306,6 +309,11 @@ impl Cluster {
                 "--clock-offset-ms={}",
                 self.opts.clock_offsets_ms.get(i).copied().unwrap_or(0)
             ))
+            .args(
+                self.opts
+                    .max_concurrent_transfers
+                    .map(|n| format!("--max-concurrent-transfers={n}")),
+            )
             .env("CAIRN_ROOT_ACCESS_KEY", &self.access_key)
             .env("CAIRN_ROOT_SECRET_KEY", &self.secret_key)
             .stdout(Stdio::null())

@@ -176,6 +176,7 @@ pub(super) async fn upload_part(
         trailers.as_ref(),
         MAX_PART_SIZE_BYTES,
         false,
+        input.content_length.map(|l| l.max(0) as u64),
     )
     .await?;
     let (etag_hex, _, f) =
@@ -282,10 +283,19 @@ pub(super) async fn upload_part_copy(
         .checksum_algorithm
         .as_deref()
         .and_then(Algorithm::parse);
+    let range_len = range.end - range.start;
     let body = gw.data.read_range(&src.data, range).await?;
     let written = gw
         .data
-        .write(body, algorithm, MAX_PART_SIZE_BYTES, false)
+        .write(
+            body,
+            crate::data::WriteOptions {
+                algorithm,
+                max_len: MAX_PART_SIZE_BYTES,
+                allow_inline: false,
+                size_hint: Some(range_len),
+            },
+        )
         .await?;
     let checksum = written.checksum.as_ref().map(|(a, raw)| StoredChecksum {
         algorithm: a.name().to_owned(),

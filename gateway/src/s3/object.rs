@@ -222,6 +222,7 @@ pub(super) async fn put(
         trailers.as_ref(),
         MAX_PUT_OBJECT_BYTES,
         true,
+        input.content_length.map(|l| l.max(0) as u64),
     )
     .await?;
     let etag_hex = hex::encode(written.md5);

@@ -3,7 +3,7 @@
 //! client sent before anything is committed.
 
 use crate::checksum::{self, Algorithm};
-use crate::data::Written;
+use crate::data::{WriteOptions, Written};
 use crate::server::Gateway;
 use cairn::record::{ChecksumKind, StoredChecksum};
 use http::HeaderMap;
@@ -112,18 +112,19 @@ pub(crate) async fn receive(
     trailers: Option<&TrailingHeaders>,
     max_len: u64,
     allow_inline: bool,
+    size_hint: Option<u64>,
 ) -> S3Result<(Written, Option<StoredChecksum>)> {
+    let opts = WriteOptions {
+        algorithm: request.algorithm,
+        max_len,
+        allow_inline,
+        size_hint,
+    };
     let written = match body {
-        Some(body) => {
-            gw.data
-                .write(body, request.algorithm, max_len, allow_inline)
-                .await?
-        }
+        Some(body) => gw.data.write(body, opts).await?,
         None => {
             let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
-            gw.data
-                .write(empty, request.algorithm, max_len, allow_inline)
-                .await?
+            gw.data.write(empty, opts).await?
         }
     };
     if let Some(md5) = request.content_md5
