@@ -7,7 +7,7 @@
 //! `health` or `metrics`.
 
 use crate::s3::bucket as bucket_admin;
-use crate::server::Gateway;
+use crate::state::Gateway;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};

@@ -8,7 +8,8 @@ use crate::config::{
     DEFAULT_CHUNK_SIZE_BYTES, DEFAULT_INLINE_THRESHOLD_BYTES, DEFAULT_MAX_CONCURRENT_TRANSFERS,
     GatewayConfig,
 };
-use crate::server::{self, Gateway};
+use crate::server;
+use crate::state::Gateway;
 use anyhow::Context;
 use cairn::rpc::admin::{ApplyRequest, AssignRequest};
 use cairn_node::config::{NodeConfig, generate_secret};

@@ -18,5 +18,7 @@ pub mod host;
 pub mod meta;
 pub mod s3;
 pub mod server;
+pub mod state;
 
-pub use server::{Gateway, run};
+pub use server::run;
+pub use state::Gateway;

@@ -1,78 +1,19 @@
-//! The gateway process: state, router, and `run(listener, shutdown)`.
+//! The gateway process: the router (admin API, then S3) and
+//! `run(listener, shutdown)`.
 
-use crate::cluster::Cluster;
-use crate::config::GatewayConfig;
-use crate::data::DataPath;
-use crate::error::Result;
+pub use crate::state::Gateway;
+
 use crate::host::Domains;
-use crate::meta::Meta;
 use crate::s3::CairnS3;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use cairn::record::{AccessKeyRecord, MetaKey, Table};
-use cairn_node::client::NodeClient;
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Result, s3_error};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-
-/// Everything a gateway shares between requests.
-pub struct Gateway {
-    /// Its configuration.
-    pub config: GatewayConfig,
-    /// The cluster view.
-    pub cluster: Arc<Cluster>,
-    /// Replicated metadata.
-    pub meta: Meta,
-    /// Data pipelines.
-    pub data: Arc<DataPath>,
-    /// The Prometheus recorder of this process, if one was installed.
-    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-}
-
-impl Gateway {
-    /// Build the gateway state and read the layout once.
-    pub async fn new(
-        config: GatewayConfig,
-        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    ) -> anyhow::Result<Arc<Self>> {
-        config.validate().map_err(anyhow::Error::msg)?;
-        let client = NodeClient::new(&config.cluster_secret);
-        let cluster = Arc::new(Cluster::new(client, config.seed_nodes.clone()));
-        cluster.refresh().await;
-        cluster.spawn_refresher();
-        let writer = rand::random::<u64>();
-        let meta = Meta::new(cluster.clone(), writer, config.clock_offset_ms);
-        let data = Arc::new(DataPath::new(
-            cluster.clone(),
-            config.chunk_size_bytes,
-            config.inline_threshold_bytes,
-            config.max_concurrent_transfers,
-        ));
-        Ok(Arc::new(Self {
-            config,
-            cluster,
-            meta,
-            data,
-            metrics,
-        }))
-    }
-
-    /// Whether `access_key` is the root key.
-    pub fn is_root(&self, access_key: &str) -> bool {
-        access_key == self.config.root_access_key
-    }
-
-    /// Look up an access key (quorum read).
-    pub async fn access_key(&self, id: &str) -> Result<Option<AccessKeyRecord>> {
-        self.meta
-            .get(&MetaKey::new(Table::AccessKeys, "", id))
-            .await
-    }
-}
 
 struct KeyAuth(Arc<Gateway>);
 

@@ -1,7 +1,7 @@
 //! Bucket operations.
 
 use super::{authorized_bucket, caller, now_ms, timestamp};
-use crate::server::Gateway;
+use crate::state::Gateway;
 use cairn::record::{BucketRecord, MetaKey, Table};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};

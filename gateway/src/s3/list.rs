@@ -3,7 +3,7 @@
 
 use super::object::etag;
 use super::{authorized_bucket, caller, timestamp};
-use crate::server::Gateway;
+use crate::state::Gateway;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn::record::{self, ObjectRecord, Table};

@@ -7,7 +7,7 @@ mod multipart;
 mod object;
 mod upload;
 
-use crate::server::Gateway;
+use crate::state::Gateway;
 use cairn::record::{BucketRecord, MetaKey, Table};
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};

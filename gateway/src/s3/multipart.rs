@@ -7,7 +7,7 @@ use super::object::{
 use super::upload::{checksum_request, receive};
 use super::{authorized_bucket, caller, now_ms, timestamp};
 use crate::checksum::{self, Algorithm};
-use crate::server::Gateway;
+use crate::state::Gateway;
 use cairn::record::{
     self, ChecksumKind, ChunkRef, MetaKey, ObjectData, ObjectRecord, PartRecord, StoredChecksum,
     Table, UploadRecord,

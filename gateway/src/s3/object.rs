@@ -4,7 +4,7 @@
 use super::upload::{checksum_request, receive};
 use super::{authorized_bucket, caller, now_ms, timestamp};
 use crate::config::MAX_PUT_OBJECT_BYTES;
-use crate::server::Gateway;
+use crate::state::Gateway;
 use bytes::Bytes;
 use cairn::record::{ChecksumKind, MetaKey, ObjectRecord, StoredChecksum, Table};
 use futures::Stream;

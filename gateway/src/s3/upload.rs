@@ -4,7 +4,7 @@
 
 use crate::checksum::{self, Algorithm};
 use crate::data::{WriteOptions, Written};
-use crate::server::Gateway;
+use crate::state::Gateway;
 use cairn::record::{ChecksumKind, StoredChecksum};
 use http::HeaderMap;
 use s3s::dto::StreamingBlob;
