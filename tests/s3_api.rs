@@ -1195,5 +1195,11 @@ async fn virtual_host_style_addressing() {
         r.headers().contains_key("x-amz-request-id"),
         "S3 responses carry a request id"
     );
-    assert!(r.text().await.unwrap().contains("<Code>NoSuchKey</Code>"));
+    let id = r.headers()["x-amz-request-id"].to_str().unwrap().to_owned();
+    let xml = r.text().await.unwrap();
+    assert!(xml.contains("<Code>NoSuchKey</Code>"), "{xml}");
+    assert!(
+        xml.contains(&format!("<RequestId>{id}</RequestId>")),
+        "the error body names the request: {xml}"
+    );
 }

@@ -62,7 +62,46 @@ async fn request_id(req: Request, next: axum::middleware::Next) -> Response {
         resp.headers_mut().insert("x-amz-request-id", v.clone());
         resp.headers_mut().insert("x-amz-id-2", v);
     }
+    if resp.status().is_client_error() || resp.status().is_server_error() {
+        resp = with_request_id_in_error(resp, &id).await;
+    }
     resp
+}
+
+/// Largest error body rewritten to carry its request id (S3 error bodies
+/// are a few hundred bytes).
+const MAX_ERROR_BODY_BYTES: usize = 16 << 10;
+
+/// Put `<RequestId>` into an S3 XML error body, as S3 does, so clients can
+/// match a failure to the logs.
+async fn with_request_id_in_error(resp: Response, id: &str) -> Response {
+    let is_xml = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/xml"));
+    if !is_xml {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_ERROR_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return (
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "error body too large",
+            )
+                .into_response();
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let body = match text.rfind("</Error>") {
+        Some(at) if !text.contains("<RequestId>") => {
+            format!("{}<RequestId>{id}</RequestId>{}", &text[..at], &text[at..])
+        }
+        _ => text.into_owned(),
+    };
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// The whole HTTP surface: admin API, health, metrics, and S3 for the rest.
