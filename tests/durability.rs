@@ -264,6 +264,25 @@ async fn corrupted_or_deleted_shards_are_never_served() {
             .unwrap()
             .clone()
     };
+    let original: Vec<Vec<u8>> = (0..6)
+        .map(|i| std::fs::read(&find(&i.to_string()).1).unwrap())
+        .collect();
+    // Reads rewrite the shards they found missing or corrupt, in the
+    // background; wait (bounded) until shard `i` is whole again.
+    let repaired = |i: usize| {
+        let path = find(&i.to_string()).1;
+        let want = original[i].clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while std::fs::read(&path).ok().as_ref() != Some(&want) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "shard {i} never repaired"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
 
     // Flip one byte in the middle of data shard 0.
     let (corrupt_node, path) = find("0");
@@ -297,16 +316,16 @@ async fn corrupted_or_deleted_shards_are_never_served() {
             .any(|l| l.starts_with("cairn_node_corrupt_shards_detected") && !l.ends_with(" 0")),
         "{metrics}"
     );
+    repaired(0).await;
 
-    // Also delete data shard 1: two shards gone, still readable.
-    let (_, path1) = find("1");
-    std::fs::remove_file(&path1).unwrap();
+    // Two data shards gone: still readable, ranges too, and both come back.
+    std::fs::remove_file(find("1").1).unwrap();
+    std::fs::remove_file(find("2").1).unwrap();
     assert_eq!(
         digest(&get(&s3, "corrupt", "victim").await),
         digest(&body),
         "reconstructed from parity"
     );
-    // Ranges too.
     let out = s3
         .get_object()
         .bucket("corrupt")
@@ -319,10 +338,13 @@ async fn corrupted_or_deleted_shards_are_never_served() {
         &out.body.collect().await.unwrap().into_bytes()[..],
         &body[1000..=2000]
     );
+    repaired(1).await;
+    repaired(2).await;
 
-    // A third loss is beyond a 4+2 code: an error, never wrong bytes.
-    let (_, path2) = find("2");
-    std::fs::remove_file(&path2).unwrap();
+    // Three losses at once are beyond a 4+2 code: an error, never wrong bytes.
+    for i in 3..6 {
+        std::fs::remove_file(find(&i.to_string()).1).unwrap();
+    }
     let e = s3.get_object().bucket("corrupt").key("victim").send().await;
     match e {
         Err(e) => assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(503)),

@@ -431,20 +431,31 @@ async fn read_chunk(
             nodes.len()
         )));
     }
+    // A shard the node answered for but does not have intact (missing or
+    // corrupt) can be rewritten; one on an unreachable node cannot.
     let fetch = |i: usize| {
         let client = cluster.client.clone();
         let addr = placement.addr(nodes[i]).to_owned();
         async move {
             match client.rpc_get_shard(&addr, &id, i as u8).await {
-                Ok(b) => Some(b),
+                Ok(b) => (Some(b), false),
                 Err(e) => {
                     tracing::warn!(%id, shard = i, error = %e, "shard unavailable; using parity");
-                    None
+                    let repairable = matches!(
+                        e,
+                        cairn_node::Error::ShardNotFound { .. }
+                            | cairn_node::Error::CorruptShard { .. }
+                    );
+                    (None, repairable)
                 }
             }
         }
     };
-    let mut slots: Vec<Option<Bytes>> = futures::future::join_all((0..k).map(fetch)).await;
+    let (mut slots, mut repairable): (Vec<Option<Bytes>>, Vec<bool>) =
+        futures::future::join_all((0..k).map(fetch))
+            .await
+            .into_iter()
+            .unzip();
     if slots.iter().all(Option::is_some) {
         let data: Vec<Bytes> = slots.iter().map(|s| s.clone().expect("present")).collect();
         let joined = blocking(move || {
@@ -462,11 +473,57 @@ async fn read_chunk(
         }
         tracing::error!(%id, "data shards passed their checksums but the chunk does not match its id");
     }
-    let parity: Vec<Option<Bytes>> = futures::future::join_all((k..total).map(fetch)).await;
+    let (parity, parity_repairable): (Vec<Option<Bytes>>, Vec<bool>) =
+        futures::future::join_all((k..total).map(fetch))
+            .await
+            .into_iter()
+            .unzip();
     slots.extend(parity);
+    repairable.extend(parity_repairable);
     let codec = codec_for(profile)?;
     let shards: Vec<Option<Vec<u8>>> = slots.into_iter().map(|s| s.map(|b| b.to_vec())).collect();
-    let bytes = blocking(move || codec.decode(id, len, shards)).await??;
+    let c = codec.clone();
+    let bytes = Bytes::from(blocking(move || c.decode(id, len, shards)).await??);
     metrics::counter!("cairn_gateway_reconstructed_chunks_total").increment(1);
-    Ok(Bytes::from(bytes))
+    let to_repair: Vec<usize> = (0..total).filter(|&i| repairable[i]).collect();
+    if !to_repair.is_empty() {
+        repair_shards(cluster, placement, codec, id, bytes.clone(), to_repair);
+    }
+    Ok(bytes)
+}
+
+/// Rewrite, in the background, the shards a read found missing or corrupt
+/// on nodes that answered: the chunk was just rebuilt and verified against
+/// its id, so its shards can be encoded again. Reads repair what they touch;
+/// shards no read touches wait for the repair worker.
+fn repair_shards(
+    cluster: &Arc<Cluster>,
+    placement: &Placement,
+    codec: Arc<dyn Codec>,
+    id: ChunkId,
+    chunk: Bytes,
+    indices: Vec<usize>,
+) {
+    let nodes = placement.table.chunk_nodes(&id);
+    let targets: Vec<(usize, String)> = indices
+        .into_iter()
+        .map(|i| (i, placement.addr(nodes[i]).to_owned()))
+        .collect();
+    let client = cluster.client.clone();
+    tokio::spawn(async move {
+        let shards = match blocking(move || codec.encode(&chunk)).await {
+            Ok(Ok(shards)) => shards,
+            _ => return,
+        };
+        for (i, addr) in targets {
+            let shard = Bytes::from(shards[i].clone());
+            match client.rpc_put_shard(&addr, &id, i as u8, shard).await {
+                Ok(()) => {
+                    metrics::counter!("cairn_gateway_repaired_shards_total").increment(1);
+                    tracing::info!(%id, shard = i, %addr, "shard repaired on read");
+                }
+                Err(e) => tracing::warn!(%id, shard = i, %addr, error = %e, "shard repair failed"),
+            }
+        }
+    });
 }
