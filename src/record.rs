@@ -58,6 +58,9 @@ pub enum Table {
     Parts = 5,
     /// Staged (not yet applied) layout changes (partition key "", sort key "staged").
     Cluster = 6,
+    /// Chunks a write left below full redundancy (partition key "", sort key
+    /// = chunk id hex), until they are repaired.
+    RepairHints = 7,
 }
 
 impl Table {
@@ -70,6 +73,7 @@ impl Table {
             4 => Self::Uploads,
             5 => Self::Parts,
             6 => Self::Cluster,
+            7 => Self::RepairHints,
             _ => return None,
         })
     }
@@ -291,6 +295,20 @@ pub struct PartRecord {
     pub checksum: Option<StoredChecksum>,
     /// The bytes.
     pub data: ObjectData,
+}
+
+/// A chunk that a write left below full redundancy: the shards that did
+/// not reach their nodes, to be rebuilt there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairHint {
+    /// The chunk.
+    pub chunk: ChunkRef,
+    /// The profile it was encoded with.
+    pub profile: ErasureProfile,
+    /// Shard indices still to write.
+    pub missing: Vec<u8>,
+    /// When the write happened, ms since the epoch.
+    pub created_ms: u64,
 }
 
 #[cfg(test)]

@@ -163,8 +163,36 @@ async fn one_node_lost_writes_succeed_and_read_back_after_it_returns() {
         .await
         .unwrap();
 
+    let below: Vec<String> = cluster
+        .shard_counts()
+        .into_iter()
+        .filter(|(_, n)| *n < 6)
+        .map(|(c, _)| c)
+        .collect();
+    assert!(
+        !below.is_empty(),
+        "writes during the outage left chunks one shard short"
+    );
     cluster.restart_node(victim).await.unwrap();
     cluster.wait_healthy().await.unwrap();
+    // The shards the outage cost are rebuilt from the repair hints, without
+    // any read asking for them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let counts = cluster.shard_counts();
+        let short: Vec<_> = below
+            .iter()
+            .filter(|c| counts.get(*c).copied().unwrap_or(0) < 6)
+            .collect();
+        if short.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still short after the node returned: {short:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     for (i, size) in SIZES.iter().enumerate() {
         let back = get(&s3, "writes", &format!("during{i}")).await;
         assert_eq!(

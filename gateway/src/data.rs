@@ -9,10 +9,11 @@ use crate::checksum::{Algorithm, BodyHashes};
 use crate::cluster::{Cluster, Placement};
 use crate::config::{GET_PREFETCH_CHUNKS, PUT_PIPELINE_DEPTH};
 use crate::error::{Error, Result};
+use crate::meta::Meta;
 use bytes::{Bytes, BytesMut};
 use cairn::codec::{Codec, ErasureProfile, ReedSolomonCodec};
 use cairn::id::ChunkId;
-use cairn::record::{ChunkRef, ObjectData};
+use cairn::record::{ChunkRef, MetaKey, ObjectData, RepairHint, Table};
 use futures::stream::{BoxStream, FuturesUnordered};
 use futures::{Stream, StreamExt};
 use md5::Digest;
@@ -53,6 +54,7 @@ pub struct WriteOptions {
 /// The data pipelines of one gateway.
 pub struct DataPath {
     cluster: Arc<Cluster>,
+    meta: Arc<Meta>,
     chunk_size: usize,
     inline_threshold: usize,
     transfers: Arc<tokio::sync::Semaphore>,
@@ -73,6 +75,7 @@ impl DataPath {
     /// GETs at once.
     pub fn new(
         cluster: Arc<Cluster>,
+        meta: Arc<Meta>,
         chunk_size: usize,
         inline_threshold: usize,
         max_transfers: usize,
@@ -80,6 +83,7 @@ impl DataPath {
         assert!(chunk_size > 0 && inline_threshold <= chunk_size && max_transfers > 0);
         Self {
             cluster,
+            meta,
             chunk_size,
             inline_threshold,
             transfers: Arc::new(tokio::sync::Semaphore::new(max_transfers)),
@@ -196,8 +200,17 @@ impl DataPath {
                 len: chunk.len() as u32,
             });
             let cluster = self.cluster.clone();
+            let meta = self.meta.clone();
+            let chunk_ref = ChunkRef {
+                id,
+                len: chunk.len() as u32,
+            };
             inflight.push_back(tokio::spawn(async move {
-                store_chunk(&cluster, &placement, codec, id, chunk).await
+                let missing = store_chunk(&cluster, &placement, codec, id, chunk).await?;
+                if !missing.is_empty() {
+                    record_repair_hint(&meta, chunk_ref, p, missing).await;
+                }
+                Ok(())
             }));
             if inflight.len() >= PUT_PIPELINE_DEPTH {
                 let oldest = inflight.pop_front().expect("non-empty");
@@ -329,14 +342,15 @@ async fn join(t: tokio::task::JoinHandle<Result<()>>) -> Result<()> {
 
 /// Write a chunk's shards to its placement, skipping the write entirely when
 /// every shard is already there (deduplication), and succeed once the write
-/// quorum of shards is durable.
+/// quorum of shards is durable. Returns the shard indices that did not reach
+/// their nodes (in time).
 async fn store_chunk(
     cluster: &Arc<Cluster>,
     placement: &Placement,
     codec: Arc<dyn Codec>,
     id: ChunkId,
     chunk: Bytes,
-) -> Result<()> {
+) -> Result<Vec<usize>> {
     let profile = codec.profile();
     let nodes = placement.table.chunk_nodes(&id);
     assert_eq!(nodes.len(), profile.total_shards());
@@ -354,7 +368,7 @@ async fn store_chunk(
         .collect();
     if missing.is_empty() {
         metrics::counter!("cairn_gateway_dedup_chunks_total").increment(1);
-        return Ok(());
+        return Ok(Vec::new());
     }
     let already = profile.total_shards() - missing.len();
     let shards = blocking(move || codec.encode(&chunk)).await??;
@@ -367,15 +381,18 @@ async fn store_chunk(
             let task =
                 tokio::spawn(async move { client.rpc_put_shard(&addr, &id, i as u8, shard).await });
             async move {
-                task.await
-                    .map_err(|e| e.to_string())?
+                let r = task
+                    .await
                     .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                (i, r)
             }
         })
         .collect();
     drop(shards);
     let need = profile.write_quorum();
     let mut ok = already;
+    let mut written: Vec<usize> = Vec::new();
     let mut last_error = None;
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
@@ -388,13 +405,14 @@ async fn store_chunk(
         };
         match next {
             None => break,
-            Some(Ok(())) => {
+            Some((i, Ok(()))) => {
                 ok += 1;
+                written.push(i);
                 if ok >= need && deadline.is_none() {
                     deadline = Some(tokio::time::Instant::now() + STRAGGLER_GRACE);
                 }
             }
-            Some(Err(e)) => last_error = Some(e),
+            Some((_, Err(e))) => last_error = Some(e),
         }
     }
     if ok < need {
@@ -403,13 +421,15 @@ async fn store_chunk(
             last_error.unwrap_or_default()
         )));
     }
-    if ok < profile.total_shards() {
-        // Below full redundancy: the repair worker (not yet built) must
-        // rebuild the rest; count it so operators see it.
+    let not_written: Vec<usize> = missing
+        .into_iter()
+        .filter(|i| !written.contains(i))
+        .collect();
+    if !not_written.is_empty() {
         metrics::counter!("cairn_gateway_degraded_chunk_writes_total").increment(1);
         tracing::warn!(%id, ok, total = profile.total_shards(), "chunk written below full redundancy");
     }
-    Ok(())
+    Ok(not_written)
 }
 
 async fn read_chunk(
@@ -526,4 +546,106 @@ fn repair_shards(
             }
         }
     });
+}
+
+/// Time between two passes over the repair hints.
+pub const REPAIR_INTERVAL: Duration = Duration::from_secs(2);
+/// Hints looked at per pass.
+pub const REPAIR_BATCH: usize = 64;
+
+fn hint_key(chunk: &ChunkId) -> MetaKey {
+    MetaKey::new(Table::RepairHints, "", chunk.to_hex())
+}
+
+/// Remember that `missing` shards of a chunk did not reach their nodes. A
+/// failure here is logged, not returned: the chunk already has its write
+/// quorum, and reads repair what they find missing.
+async fn record_repair_hint(
+    meta: &Meta,
+    chunk: ChunkRef,
+    profile: ErasureProfile,
+    missing: Vec<usize>,
+) {
+    let hint = RepairHint {
+        chunk,
+        profile,
+        missing: missing.iter().map(|&i| i as u8).collect(),
+        created_ms: cairn::hlc::Clock::now_ms(&cairn::hlc::SystemClock),
+    };
+    if let Err(e) = meta.put(hint_key(&chunk.id), &hint).await {
+        tracing::warn!(chunk = %chunk.id, error = %e, "could not record a repair hint");
+    }
+}
+
+impl DataPath {
+    /// Drain repair hints forever, every [`REPAIR_INTERVAL`]. Every gateway
+    /// runs one; shard writes are idempotent, so two draining the same hint
+    /// do no harm.
+    pub fn spawn_repairer(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(REPAIR_INTERVAL).await;
+                let Some(data) = me.upgrade() else { return };
+                if let Err(e) = data.repair_pass().await {
+                    tracing::debug!(error = %e, "repair pass failed; will retry");
+                }
+            }
+        })
+    }
+
+    /// One pass: for each hint, rebuild the shards whose nodes now answer,
+    /// and drop the hint once none are missing. Returns the shards written.
+    pub async fn repair_pass(&self) -> Result<usize> {
+        let (hints, _) = self
+            .meta
+            .scan_all::<RepairHint>(Table::RepairHints, "", None, REPAIR_BATCH)
+            .await?;
+        let mut repaired = 0;
+        for (_, hint) in hints {
+            let placement = self.cluster.placement()?;
+            let id = hint.chunk.id;
+            let nodes = placement.table.chunk_nodes(&id);
+            let mut still_missing = Vec::new();
+            let mut writable = Vec::new();
+            for &i in &hint.missing {
+                let Some(node) = nodes.get(usize::from(i)) else {
+                    continue;
+                };
+                let addr = placement.addr(*node);
+                match self.cluster.client.rpc_has_shard(addr, &id, i).await {
+                    Ok(true) => {}
+                    Ok(false) => writable.push(i),
+                    Err(_) => still_missing.push(i),
+                }
+            }
+            if !writable.is_empty() {
+                let bytes = read_chunk(&self.cluster, &placement, hint.profile, hint.chunk).await?;
+                let codec = codec_for(hint.profile)?;
+                let shards = blocking(move || codec.encode(&bytes)).await??;
+                for i in writable {
+                    let addr = placement.addr(nodes[usize::from(i)]);
+                    let shard = Bytes::from(shards[usize::from(i)].clone());
+                    match self.cluster.client.rpc_put_shard(addr, &id, i, shard).await {
+                        Ok(()) => {
+                            repaired += 1;
+                            metrics::counter!("cairn_gateway_repaired_shards_total").increment(1);
+                            tracing::info!(%id, shard = i, %addr, "shard repaired from hint");
+                        }
+                        Err(_) => still_missing.push(i),
+                    }
+                }
+            }
+            if still_missing.is_empty() {
+                self.meta.delete(hint_key(&id)).await?;
+            } else if still_missing.len() < hint.missing.len() {
+                let hint = RepairHint {
+                    missing: still_missing,
+                    ..hint
+                };
+                self.meta.put(hint_key(&id), &hint).await?;
+            }
+        }
+        Ok(repaired)
+    }
 }

@@ -344,5 +344,6 @@ pub fn table_name(table: Table) -> &'static str {
         Table::Uploads => "upload record",
         Table::Parts => "part record",
         Table::Cluster => "cluster record",
+        Table::RepairHints => "repair hint",
     }
 }

@@ -19,7 +19,7 @@ pub struct Gateway {
     /// The cluster view.
     pub cluster: Arc<Cluster>,
     /// Replicated metadata.
-    pub meta: Meta,
+    pub meta: Arc<Meta>,
     /// Data pipelines.
     pub data: Arc<DataPath>,
     /// The Prometheus recorder of this process, if one was installed.
@@ -38,13 +38,15 @@ impl Gateway {
         cluster.refresh().await;
         cluster.spawn_refresher();
         let writer = rand::random::<u64>();
-        let meta = Meta::new(cluster.clone(), writer, config.clock_offset_ms);
+        let meta = Arc::new(Meta::new(cluster.clone(), writer, config.clock_offset_ms));
         let data = Arc::new(DataPath::new(
             cluster.clone(),
+            meta.clone(),
             config.chunk_size_bytes,
             config.inline_threshold_bytes,
             config.max_concurrent_transfers,
         ));
+        data.spawn_repairer();
         Ok(Arc::new(Self {
             config,
             cluster,

@@ -475,6 +475,21 @@ impl Cluster {
             .collect()
     }
 
+    /// How many shards each chunk has, over all nodes (chunk id hex -> count).
+    pub fn shard_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for i in 0..self.nodes.len() {
+            for p in self.shard_files(i) {
+                if let Some(stem) = p.file_stem() {
+                    *counts
+                        .entry(stem.to_string_lossy().into_owned())
+                        .or_insert(0) += 1;
+                }
+            }
+        }
+        counts
+    }
+
     /// Node `i`'s counters (`/v1/stats` via the admin status).
     pub async fn node_stats(&self) -> Result<Vec<Value>> {
         let s = self.admin_get("/_cairn/admin/v1/status").await?;
