@@ -371,13 +371,19 @@ async fn store_chunk(
         return Ok(Vec::new());
     }
     let already = profile.total_shards() - missing.len();
-    let shards = blocking(move || codec.encode(&chunk)).await??;
+    // The chunk is dropped once encoded; each shard buffer moves into a
+    // `Bytes` and is shared with its request, never copied.
+    let mut shards: Vec<Option<Bytes>> = blocking(move || codec.encode(&chunk))
+        .await??
+        .into_iter()
+        .map(|s| Some(Bytes::from(s)))
+        .collect();
     let mut writes: FuturesUnordered<_> = missing
         .iter()
         .map(|&i| {
             let client = cluster.client.clone();
             let addr = placement.addr(nodes[i]).to_owned();
-            let shard = Bytes::from(shards[i].clone());
+            let shard = shards[i].take().expect("each shard is sent once");
             let task =
                 tokio::spawn(async move { client.rpc_put_shard(&addr, &id, i as u8, shard).await });
             async move {
@@ -531,12 +537,14 @@ fn repair_shards(
         .collect();
     let client = cluster.client.clone();
     tokio::spawn(async move {
-        let shards = match blocking(move || codec.encode(&chunk)).await {
-            Ok(Ok(shards)) => shards,
+        let mut shards: Vec<Option<Bytes>> = match blocking(move || codec.encode(&chunk)).await {
+            Ok(Ok(shards)) => shards.into_iter().map(|s| Some(Bytes::from(s))).collect(),
             _ => return,
         };
         for (i, addr) in targets {
-            let shard = Bytes::from(shards[i].clone());
+            let Some(shard) = shards[i].take() else {
+                continue;
+            };
             match client.rpc_put_shard(&addr, &id, i as u8, shard).await {
                 Ok(()) => {
                     metrics::counter!("cairn_gateway_repaired_shards_total").increment(1);
@@ -623,9 +631,13 @@ impl DataPath {
                 let bytes = read_chunk(&self.cluster, &placement, hint.profile, hint.chunk).await?;
                 let codec = codec_for(hint.profile)?;
                 let shards = blocking(move || codec.encode(&bytes)).await??;
+                let mut shards: Vec<Option<Bytes>> =
+                    shards.into_iter().map(|s| Some(Bytes::from(s))).collect();
                 for i in writable {
                     let addr = placement.addr(nodes[usize::from(i)]);
-                    let shard = Bytes::from(shards[usize::from(i)].clone());
+                    let Some(shard) = shards[usize::from(i)].take() else {
+                        continue;
+                    };
                     match self.cluster.client.rpc_put_shard(addr, &id, i, shard).await {
                         Ok(()) => {
                             repaired += 1;

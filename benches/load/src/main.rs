@@ -53,9 +53,93 @@ struct Args {
     /// a file written to --work-dir first), GET it back and verify it.
     #[arg(long)]
     single_object_bytes: Option<u64>,
+    /// With --single-object-bytes: upload by multipart with parts of this
+    /// many bytes (0: one PUT).
+    #[arg(long, default_value_t = 0)]
+    part_bytes: u64,
+    /// With --part-bytes: parts uploaded at once (the AWS CLI uses 10).
+    #[arg(long, default_value_t = 10)]
+    part_concurrency: usize,
     /// Scratch directory for --single-object-bytes.
     #[arg(long, default_value_t = std::env::temp_dir().display().to_string())]
     work_dir: String,
+}
+
+/// Upload `path` as "single-object" by multipart, `part_concurrency` parts
+/// at a time, as the AWS CLI does.
+async fn multipart_upload(
+    s3: &Client,
+    args: &Args,
+    path: &std::path::Path,
+    size: u64,
+) -> anyhow::Result<()> {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    anyhow::ensure!(
+        (1..=64).contains(&args.part_concurrency),
+        "part concurrency must be 1..=64"
+    );
+    let up = s3
+        .create_multipart_upload()
+        .bucket(&args.bucket)
+        .key("single-object")
+        .send()
+        .await?;
+    let upload_id = up.upload_id().context("no upload id")?.to_owned();
+    let parts = size.div_ceil(args.part_bytes);
+    let mut set = tokio::task::JoinSet::new();
+    let mut done = Vec::new();
+    for n in 0..parts {
+        if set.len() >= args.part_concurrency {
+            done.push(set.join_next().await.context("running")???);
+        }
+        let (s3, bucket, id, path) = (
+            s3.clone(),
+            args.bucket.clone(),
+            upload_id.clone(),
+            path.to_owned(),
+        );
+        let offset = n * args.part_bytes;
+        let len = args.part_bytes.min(size - offset);
+        set.spawn(async move {
+            let body = ByteStream::read_from()
+                .path(&path)
+                .offset(offset)
+                .length(aws_sdk_s3::primitives::Length::Exact(len))
+                .build()
+                .await?;
+            let out = s3
+                .upload_part()
+                .bucket(bucket)
+                .key("single-object")
+                .upload_id(id)
+                .part_number(n as i32 + 1)
+                .body(body)
+                .send()
+                .await?;
+            Ok::<_, anyhow::Error>(
+                CompletedPart::builder()
+                    .part_number(n as i32 + 1)
+                    .set_e_tag(out.e_tag().map(str::to_owned))
+                    .build(),
+            )
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        done.push(r??);
+    }
+    done.sort_by_key(|p| p.part_number());
+    s3.complete_multipart_upload()
+        .bucket(&args.bucket)
+        .key("single-object")
+        .upload_id(&upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(())
 }
 
 /// PUT one big object from a file, GET it back streaming, compare BLAKE3.
@@ -79,13 +163,18 @@ async fn single_object(s3: &Client, args: &Args, size: u64) -> anyhow::Result<()
         f.flush()?;
     }
     let start = Instant::now();
-    let put = s3
-        .put_object()
-        .bucket(&args.bucket)
-        .key("single-object")
-        .body(ByteStream::from_path(&path).await?)
-        .send()
-        .await;
+    let put = if args.part_bytes > 0 {
+        multipart_upload(s3, args, &path, size).await
+    } else {
+        s3.put_object()
+            .bucket(&args.bucket)
+            .key("single-object")
+            .body(ByteStream::from_path(&path).await?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(anyhow::Error::from)
+    };
     std::fs::remove_file(&path)?;
     put?;
     let put_secs = start.elapsed().as_secs_f64();
@@ -106,8 +195,16 @@ async fn single_object(s3: &Client, args: &Args, size: u64) -> anyhow::Result<()
     let get_secs = start.elapsed().as_secs_f64();
     anyhow::ensure!(n == size, "short read: {n} of {size}");
     anyhow::ensure!(got.finalize() == expected.finalize(), "content differs");
+    let how = if args.part_bytes > 0 {
+        format!(
+            "multipart, {} parts of {} bytes at a time",
+            args.part_concurrency, args.part_bytes
+        )
+    } else {
+        "one PUT".to_owned()
+    };
     println!(
-        "single object {size} bytes: PUT {:.1} MB/s, GET {:.1} MB/s, content verified",
+        "single object {size} bytes ({how}): PUT {:.1} MB/s, GET {:.1} MB/s, content verified",
         size as f64 / put_secs / 1e6,
         size as f64 / get_secs / 1e6
     );
