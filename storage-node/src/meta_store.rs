@@ -159,6 +159,30 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_writers_of_one_key_keep_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MetaStore::new(db::open(dir.path()).unwrap(), false));
+        let k = MetaKey::new(Table::Objects, "b", "contended");
+        let threads: Vec<_> = (1..=8u64)
+            .map(|t| {
+                let (store, k) = (store.clone(), k.clone());
+                std::thread::spawn(move || {
+                    for i in 0..200u64 {
+                        store.write(&[(k.clone(), v(i * 8 + t, "x"))]).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(
+            store.read(&[k]).unwrap()[0].as_ref().unwrap().ts,
+            ts(199 * 8 + 8)
+        );
+    }
+
+    #[test]
     fn scans_are_ordered_prefixed_and_paged() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetaStore::new(db::open(dir.path()).unwrap(), false);
