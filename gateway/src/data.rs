@@ -354,18 +354,23 @@ async fn store_chunk(
     let profile = codec.profile();
     let nodes = placement.table.chunk_nodes(&id);
     assert_eq!(nodes.len(), profile.total_shards());
-    let present = futures::future::join_all(nodes.iter().enumerate().map(|(i, n)| {
+    // Dedup probe: ask shard 0's node first, and the others only when it
+    // has it, so new data costs one probe per chunk rather than k + m.
+    let has = |i: usize| {
         cluster
             .client
-            .rpc_has_shard(placement.addr(*n), &id, i as u8)
-    }))
-    .await;
-    let missing: Vec<usize> = present
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| !matches!(p, Ok(true)))
-        .map(|(i, _)| i)
-        .collect();
+            .rpc_has_shard(placement.addr(nodes[i]), &id, i as u8)
+    };
+    let missing: Vec<usize> = if matches!(has(0).await, Ok(true)) {
+        let rest = futures::future::join_all((1..nodes.len()).map(has)).await;
+        (1..nodes.len())
+            .zip(rest)
+            .filter(|(_, p)| !matches!(p, Ok(true)))
+            .map(|(i, _)| i)
+            .collect()
+    } else {
+        (0..nodes.len()).collect()
+    };
     if missing.is_empty() {
         metrics::counter!("cairn_gateway_dedup_chunks_total").increment(1);
         return Ok(Vec::new());
