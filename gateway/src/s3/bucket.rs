@@ -36,10 +36,7 @@ pub(super) async fn list(
         .collect();
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
-        owner: Some(Owner {
-            display_name: Some(who.clone()),
-            id: Some(who),
-        }),
+        owner: Some(super::owner(&who)),
         ..Default::default()
     }))
 }
@@ -135,10 +132,7 @@ pub(super) async fn versioning(
 /// by keys and grants (`cairn bucket allow`), not ACLs; this answer keeps
 /// tools that read ACLs working.
 pub(crate) fn owner_full_control(owner: &str) -> (Owner, Vec<Grant>) {
-    let o = Owner {
-        display_name: Some(owner.to_owned()),
-        id: Some(owner.to_owned()),
-    };
+    let o = super::owner(owner);
     let grant = Grant {
         grantee: Some(Grantee {
             display_name: Some(owner.to_owned()),

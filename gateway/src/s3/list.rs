@@ -123,6 +123,11 @@ fn url_encode(s: &str) -> String {
     out
 }
 
+/// `s`, percent-encoded when the client asked for `encoding-type=url`.
+fn encoded(url: bool, s: String) -> String {
+    if url { url_encode(&s) } else { s }
+}
+
 fn max_keys(requested: Option<i32>) -> S3Result<usize> {
     match requested {
         Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must be non-negative")),
@@ -147,7 +152,7 @@ fn objects(listing: &Listing, url: bool, owner: Option<&Owner>) -> Vec<Object> {
         .objects
         .iter()
         .map(|(key, rec)| Object {
-            key: Some(if url { url_encode(key) } else { key.clone() }),
+            key: Some(encoded(url, key.clone())),
             last_modified: Some(timestamp(rec.last_modified_ms)),
             e_tag: Some(etag(&rec.etag)),
             size: Some(rec.size as i64),
@@ -165,7 +170,7 @@ fn prefixes(listing: &Listing, url: bool) -> Vec<CommonPrefix> {
         .prefixes
         .iter()
         .map(|p| CommonPrefix {
-            prefix: Some(if url { url_encode(p) } else { p.clone() }),
+            prefix: Some(encoded(url, p.clone())),
         })
         .collect()
 }
@@ -204,10 +209,10 @@ pub(super) async fn list_v2(
         max,
     )
     .await?;
-    let owner = input.fetch_owner.unwrap_or(false).then(|| Owner {
-        display_name: Some(bucket.owner.clone()),
-        id: Some(bucket.owner.clone()),
-    });
+    let owner = input
+        .fetch_owner
+        .unwrap_or(false)
+        .then(|| super::owner(&bucket.owner));
     let contents = objects(&listing, url, owner.as_ref());
     let common = prefixes(&listing, url);
     let next = listing
@@ -216,18 +221,14 @@ pub(super) async fn list_v2(
         .flatten();
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
-        prefix: Some(if url { url_encode(&prefix) } else { prefix }),
-        delimiter: input
-            .delimiter
-            .map(|d| if url { url_encode(&d) } else { d }),
+        prefix: Some(encoded(url, prefix)),
+        delimiter: input.delimiter.map(|d| encoded(url, d)),
         max_keys: Some(max as i32),
         key_count: Some((contents.len() + common.len()) as i32),
         continuation_token: input.continuation_token,
         next_continuation_token: next,
         is_truncated: Some(listing.truncated),
-        start_after: input
-            .start_after
-            .map(|s| if url { url_encode(&s) } else { s }),
+        start_after: input.start_after.map(|s| encoded(url, s)),
         encoding_type: input.encoding_type,
         contents: Some(contents),
         common_prefixes: (!common.is_empty()).then_some(common),
@@ -255,27 +256,17 @@ pub(super) async fn list_v1(
         max,
     )
     .await?;
-    let owner = Owner {
-        display_name: Some(bucket.owner.clone()),
-        id: Some(bucket.owner.clone()),
-    };
+    let owner = super::owner(&bucket.owner);
     let contents = objects(&listing, url, Some(&owner));
     let common = prefixes(&listing, url);
     let next_marker = listing
         .truncated
-        .then(|| {
-            listing
-                .last
-                .clone()
-                .map(|l| if url { url_encode(&l) } else { l })
-        })
+        .then(|| listing.last.clone().map(|l| encoded(url, l)))
         .flatten();
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
-        prefix: Some(if url { url_encode(&prefix) } else { prefix }),
-        delimiter: input
-            .delimiter
-            .map(|d| if url { url_encode(&d) } else { d }),
+        prefix: Some(encoded(url, prefix)),
+        delimiter: input.delimiter.map(|d| encoded(url, d)),
         marker: Some(input.marker.unwrap_or_default()),
         next_marker,
         max_keys: Some(max as i32),
@@ -311,15 +302,12 @@ pub(super) async fn list_versions(
         max,
     )
     .await?;
-    let owner = Owner {
-        display_name: Some(bucket.owner.clone()),
-        id: Some(bucket.owner.clone()),
-    };
+    let owner = super::owner(&bucket.owner);
     let versions = listing
         .objects
         .iter()
         .map(|(key, rec)| ObjectVersion {
-            key: Some(if url { url_encode(key) } else { key.clone() }),
+            key: Some(encoded(url, key.clone())),
             version_id: Some("null".to_owned()),
             is_latest: Some(true),
             last_modified: Some(timestamp(rec.last_modified_ms)),
@@ -335,19 +323,12 @@ pub(super) async fn list_versions(
     let common = prefixes(&listing, url);
     let next_key_marker = listing
         .truncated
-        .then(|| {
-            listing
-                .last
-                .clone()
-                .map(|l| if url { url_encode(&l) } else { l })
-        })
+        .then(|| listing.last.clone().map(|l| encoded(url, l)))
         .flatten();
     Ok(S3Response::new(ListObjectVersionsOutput {
         name: Some(input.bucket),
-        prefix: Some(if url { url_encode(&prefix) } else { prefix }),
-        delimiter: input
-            .delimiter
-            .map(|d| if url { url_encode(&d) } else { d }),
+        prefix: Some(encoded(url, prefix)),
+        delimiter: input.delimiter.map(|d| encoded(url, d)),
         key_marker: input.key_marker,
         version_id_marker: input.version_id_marker,
         next_version_id_marker: next_key_marker.as_ref().map(|_| "null".to_owned()),

@@ -33,6 +33,14 @@ pub(crate) fn caller<T>(req: &S3Request<T>) -> S3Result<String> {
         .ok_or_else(|| s3_error!(AccessDenied, "Anonymous access is not allowed."))
 }
 
+/// An S3 owner element for an access key id.
+pub(crate) fn owner(access_key: &str) -> Owner {
+    Owner {
+        display_name: Some(access_key.to_owned()),
+        id: Some(access_key.to_owned()),
+    }
+}
+
 /// Milliseconds since the epoch, now.
 pub(crate) fn now_ms() -> u64 {
     cairn::hlc::Clock::now_ms(&cairn::hlc::SystemClock)

@@ -616,10 +616,7 @@ pub(super) async fn list_parts(
             }
         })
         .collect();
-    let owner = Owner {
-        display_name: Some(upload.owner.clone()),
-        id: Some(upload.owner.clone()),
-    };
+    let owner = super::owner(&upload.owner);
     Ok(S3Response::new(ListPartsOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
@@ -690,10 +687,7 @@ pub(super) async fn list_uploads(
             key: Some(u.key),
             upload_id: Some(u.upload_id),
             initiated: Some(timestamp(u.initiated_ms)),
-            owner: Some(Owner {
-                display_name: Some(u.owner.clone()),
-                id: Some(u.owner),
-            }),
+            owner: Some(super::owner(&u.owner)),
             checksum_algorithm: u.checksum_algorithm.map(ChecksumAlgorithm::from),
             checksum_type: checksum_type(u.checksum_kind),
             ..Default::default()

@@ -142,27 +142,28 @@ pub(crate) fn checksum_fields(c: Option<&StoredChecksum>) -> ChecksumFields {
     f
 }
 
+fn precondition_failed() -> s3s::S3Error {
+    s3_error!(
+        PreconditionFailed,
+        "At least one of the pre-conditions you specified did not hold"
+    )
+}
+
 fn check_write_preconditions(
     current: Option<&ObjectRecord>,
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
 ) -> S3Result<()> {
-    let failed = || {
-        s3_error!(
-            PreconditionFailed,
-            "At least one of the pre-conditions you specified did not hold"
-        )
-    };
     if let Some(cond) = if_none_match
         && let Some(cur) = current
         && etag_matches(cond, &cur.etag)
     {
-        return Err(failed());
+        return Err(precondition_failed());
     }
     if let Some(cond) = if_match {
         match current {
             None => return Err(s3_error!(NoSuchKey, "The specified key does not exist.")),
-            Some(cur) if !etag_matches(cond, &cur.etag) => return Err(failed()),
+            Some(cur) if !etag_matches(cond, &cur.etag) => return Err(precondition_failed()),
             _ => {}
         }
     }
@@ -265,20 +266,14 @@ fn check_read_preconditions(
 ) -> S3Result<()> {
     let modified = timestamp(rec.last_modified_ms / 1000 * 1000);
     let to_odt = |t: &Timestamp| time::OffsetDateTime::from(t.clone());
-    let failed = || {
-        s3_error!(
-            PreconditionFailed,
-            "At least one of the pre-conditions you specified did not hold"
-        )
-    };
     match if_match {
-        Some(cond) if !etag_matches(cond, &rec.etag) => return Err(failed()),
+        Some(cond) if !etag_matches(cond, &rec.etag) => return Err(precondition_failed()),
         Some(_) => {}
         None => {
             if let Some(t) = if_unmodified_since
                 && to_odt(&modified) > to_odt(t)
             {
-                return Err(failed());
+                return Err(precondition_failed());
             }
         }
     }
@@ -313,6 +308,35 @@ fn part_range(rec: &ObjectRecord, n: i32) -> S3Result<(std::ops::Range<u64>, i32
     }
     let start: u64 = sizes[..n as usize - 1].iter().sum();
     Ok((start..start + sizes[n as usize - 1], sizes.len() as i32))
+}
+
+/// A GetObject or HeadObject answer: the fields both take from the record
+/// and its checksum fields, plus the ones given.
+macro_rules! object_output {
+    ($ty:ident, $rec:expr, $f:expr, { $($field:ident : $value:expr),* $(,)? }) => {{
+        let rec: &ObjectRecord = $rec;
+        let f: ChecksumFields = $f;
+        $ty {
+            $($field: $value,)*
+            accept_ranges: Some("bytes".into()),
+            content_type: rec.content_type.clone().and_then(|c| c.parse().ok()),
+            cache_control: header(rec, "cache-control"),
+            content_disposition: header(rec, "content-disposition"),
+            content_encoding: header(rec, "content-encoding"),
+            content_language: header(rec, "content-language"),
+            expires: expires(rec),
+            e_tag: Some(etag(&rec.etag)),
+            last_modified: Some(timestamp(rec.last_modified_ms)),
+            metadata: metadata(rec),
+            checksum_crc32: f.crc32,
+            checksum_crc32c: f.crc32c,
+            checksum_crc64nvme: f.crc64nvme,
+            checksum_sha1: f.sha1,
+            checksum_sha256: f.sha256,
+            checksum_type: f.kind,
+            ..Default::default()
+        }
+    }};
 }
 
 /// A `Sync` wrapper so a boxed stream can become a response body.
@@ -378,29 +402,12 @@ pub(super) async fn get(
     } else {
         ChecksumFields::default()
     };
-    let output = GetObjectOutput {
+    let output = object_output!(GetObjectOutput, &rec, f, {
         body: Some(StreamingBlob::wrap(SyncStream(std::sync::Mutex::new(body)))),
-        accept_ranges: Some("bytes".into()),
         content_length: Some((range.end - range.start) as i64),
-        content_range,
-        content_type: rec.content_type.clone().and_then(|c| c.parse().ok()),
-        cache_control: header(&rec, "cache-control"),
-        content_disposition: header(&rec, "content-disposition"),
-        content_encoding: header(&rec, "content-encoding"),
-        content_language: header(&rec, "content-language"),
-        expires: expires(&rec),
-        e_tag: Some(etag(&rec.etag)),
-        last_modified: Some(timestamp(rec.last_modified_ms)),
-        metadata: metadata(&rec),
-        parts_count,
-        checksum_crc32: f.crc32,
-        checksum_crc32c: f.crc32c,
-        checksum_crc64nvme: f.crc64nvme,
-        checksum_sha1: f.sha1,
-        checksum_sha256: f.sha256,
-        checksum_type: f.kind,
-        ..Default::default()
-    };
+        content_range: content_range,
+        parts_count: parts_count,
+    });
     let status = partial.then_some(http::StatusCode::PARTIAL_CONTENT);
     Ok(match status {
         Some(s) => S3Response::with_status(output, s),
@@ -456,28 +463,11 @@ pub(super) async fn head(
     } else {
         ChecksumFields::default()
     };
-    Ok(S3Response::new(HeadObjectOutput {
-        accept_ranges: Some("bytes".into()),
+    Ok(S3Response::new(object_output!(HeadObjectOutput, &rec, f, {
         content_length: Some(length as i64),
-        content_range,
-        content_type: rec.content_type.clone().and_then(|c| c.parse().ok()),
-        cache_control: header(&rec, "cache-control"),
-        content_disposition: header(&rec, "content-disposition"),
-        content_encoding: header(&rec, "content-encoding"),
-        content_language: header(&rec, "content-language"),
-        expires: expires(&rec),
-        e_tag: Some(etag(&rec.etag)),
-        last_modified: Some(timestamp(rec.last_modified_ms)),
-        metadata: metadata(&rec),
-        parts_count,
-        checksum_crc32: f.crc32,
-        checksum_crc32c: f.crc32c,
-        checksum_crc64nvme: f.crc64nvme,
-        checksum_sha1: f.sha1,
-        checksum_sha256: f.sha256,
-        checksum_type: f.kind,
-        ..Default::default()
-    }))
+        content_range: content_range,
+        parts_count: parts_count,
+    })))
 }
 
 pub(super) async fn delete(
@@ -601,21 +591,15 @@ pub(crate) async fn copy_source(
     };
     authorized_bucket(gw, who, &src_bucket).await?;
     let src = object_record(gw, &src_bucket, &src_key).await?;
-    let failed = || {
-        s3_error!(
-            PreconditionFailed,
-            "At least one of the pre-conditions you specified did not hold"
-        )
-    };
     if let Some(m) = if_match
         && !etag_matches(m, &src.etag)
     {
-        return Err(failed());
+        return Err(precondition_failed());
     }
     if let Some(m) = if_none_match
         && etag_matches(m, &src.etag)
     {
-        return Err(failed());
+        return Err(precondition_failed());
     }
     Ok((src_bucket, src_key, src))
 }
