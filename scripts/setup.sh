@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Install what a fresh Debian machine lacks to build and run Cairn's scripts:
-# libclang (RocksDB's bindgen) and curl (health checks in local-cluster.sh).
-# Safe to run repeatedly; does nothing when everything is present.
+# libclang and clang's headers (RocksDB's bindgen) and curl (health checks in
+# local-cluster.sh). Safe to run repeatedly; does nothing when everything is
+# present. The detection is in scripts/lib/prerequisites.sh and tested by
+# tests/scripts/prerequisites_test.sh.
 set -euo pipefail
-
-have_libclang() {
-    ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' && return 0
-    compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null
-}
+# shellcheck source=lib/prerequisites.sh
+. "$(dirname "$0")/lib/prerequisites.sh"
 
 missing=()
 have_libclang || missing+=(libclang-dev)
@@ -24,3 +23,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+if ! have_libclang; then
+    echo "setup: libclang-dev is installed but bindgen's libclang or clang's headers are still missing" >&2
+    exit 1
+fi

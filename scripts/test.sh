@@ -4,14 +4,17 @@
 # real-client checks. This is the README's second command and what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "prerequisites (detection tested against fake library trees, then installed when missing)"
+tests/scripts/prerequisites_test.sh
 scripts/setup.sh
 
 # One target directory outside the clone, so warm runs are fast; one profile
 # (dev, dependencies optimised) for the tests and the binaries they start.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cairn/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-
-step() { printf '\n== %s\n' "$*"; }
 
 step "format"
 cargo fmt --all --check
