@@ -2,7 +2,9 @@
 //! signed with `aws-sigv4`: signed chunks, signed chunks with a checksum
 //! trailer, and unsigned chunks with a checksum trailer. A correct upload
 //! stores exactly the decoded payload; a wrong trailer checksum or a wrong
-//! chunk signature is refused with AWS's error code and stores nothing.
+//! chunk signature is refused with AWS's error code and stores nothing; a
+//! truncated or mis-declared body is refused with `IncompleteBody` and
+//! leaves the existing object as it was.
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
@@ -33,16 +35,36 @@ struct Upload {
     body: String,
 }
 
+/// How an upload departs from a correct one.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Spoil {
+    /// A correct upload.
+    None,
+    /// The second chunk's signature is wrong.
+    ChunkSignature,
+    /// No body at all.
+    Empty,
+    /// The body stops after the second data chunk: no final chunk, no trailer.
+    StopAtChunkBoundary,
+    /// The body stops in the middle of its bytes.
+    StopMidChunk,
+    /// The final chunk is there, the announced trailer is not.
+    NoTrailer,
+    /// `x-amz-decoded-content-length` is off by this many bytes.
+    DeclaredLength(i64),
+}
+
 /// PUT `payload` to `url` as aws-chunked in `mode`, with `trailer_value` as
-/// the CRC32 trailer (when the mode has one). `corrupt_chunk_signature`
-/// spoils the second chunk's signature.
+/// the CRC32 trailer (when the mode has one), spoilt as `spoil` says. The
+/// request is signed for the bytes actually sent (content-length included),
+/// as a client whose upload was cut short or a replayed request would be.
 async fn upload(
     cluster: &Cluster,
     path: &str,
     payload: &[u8],
     mode: Mode,
     trailer_value: &str,
-    corrupt_chunk_signature: bool,
+    spoil: Spoil,
 ) -> Upload {
     let endpoint = cluster.endpoint(0);
     let host = endpoint.trim_start_matches("http://").to_owned();
@@ -69,7 +91,11 @@ async fn upload(
         ("content-encoding".into(), "aws-chunked".into()),
         (
             "x-amz-decoded-content-length".into(),
-            payload.len().to_string(),
+            match spoil {
+                Spoil::DeclaredLength(delta) => payload.len() as i64 + delta,
+                _ => payload.len() as i64,
+            }
+            .to_string(),
         ),
     ];
     if mode != Mode::Signed {
@@ -78,8 +104,9 @@ async fn upload(
 
     // The body first: its length is signed as content-length.
     let chunks: Vec<&[u8]> = payload.chunks(CHUNK).collect();
-    let body_for = |seed_signature: &str| -> Vec<u8> {
+    let whole_body_for = |seed_signature: &str| -> (Vec<u8>, Vec<usize>) {
         let mut body = Vec::new();
+        let mut chunk_ends = Vec::new();
         let mut running = seed_signature.to_owned();
         for (i, chunk) in chunks
             .iter()
@@ -95,7 +122,7 @@ async fn upload(
                     .signature()
                     .to_owned();
                 running = sig.clone();
-                if corrupt_chunk_signature && i == 1 {
+                if spoil == Spoil::ChunkSignature && i == 1 {
                     sig = "0".repeat(64);
                 }
                 body.extend_from_slice(
@@ -106,8 +133,9 @@ async fn upload(
             if !chunk.is_empty() || mode == Mode::Signed {
                 body.extend_from_slice(b"\r\n");
             }
+            chunk_ends.push(body.len());
         }
-        if mode != Mode::Signed {
+        if mode != Mode::Signed && spoil != Spoil::NoTrailer {
             body.extend_from_slice(format!("x-amz-checksum-crc32:{trailer_value}\r\n").as_bytes());
             if mode == Mode::SignedTrailer {
                 let mut trailer = Headers::new();
@@ -119,6 +147,16 @@ async fn upload(
                 body.extend_from_slice(format!("x-amz-trailer-signature:{sig}\r\n").as_bytes());
             }
             body.extend_from_slice(b"\r\n");
+        }
+        (body, chunk_ends)
+    };
+    let body_for = |seed_signature: &str| -> Vec<u8> {
+        let (mut body, chunk_ends) = whole_body_for(seed_signature);
+        match spoil {
+            Spoil::Empty => body.clear(),
+            Spoil::StopAtChunkBoundary => body.truncate(chunk_ends[1]),
+            Spoil::StopMidChunk => body.truncate(chunk_ends[1] + CHUNK / 2),
+            _ => {}
         }
         body
     };
@@ -177,7 +215,7 @@ async fn aws_chunked_uploads_store_exactly_the_decoded_payload() {
             &payload,
             mode,
             &crc,
-            false,
+            Spoil::None,
         )
         .await;
         assert_eq!(r.status, 200, "{name}: {}", r.body);
@@ -224,7 +262,7 @@ async fn a_wrong_trailer_checksum_or_chunk_signature_changes_nothing() {
             &payload,
             mode,
             &wrong,
-            false,
+            Spoil::None,
         )
         .await;
         assert_eq!(r.status, 400, "{name}: {}", r.body);
@@ -252,7 +290,7 @@ async fn a_wrong_trailer_checksum_or_chunk_signature_changes_nothing() {
         &payload,
         Mode::Signed,
         "",
-        true,
+        Spoil::ChunkSignature,
     )
     .await;
     assert_eq!(r.status, 403, "{}", r.body);
@@ -269,4 +307,70 @@ async fn a_wrong_trailer_checksum_or_chunk_signature_changes_nothing() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn truncated_or_misdeclared_uploads_get_incomplete_body_and_change_nothing() {
+    let cluster = Cluster::start(6).await;
+    let s3 = cluster.s3();
+    s3.create_bucket().bucket("chunked").send().await.unwrap();
+    let payload = pattern(13, 3 * CHUNK + 77);
+    let crc = crc32_b64(&payload);
+    for (mode, name) in [
+        (Mode::Signed, "signed"),
+        (Mode::SignedTrailer, "signed-trailer"),
+        (Mode::UnsignedTrailer, "unsigned-trailer"),
+    ] {
+        let original = pattern(14, 2 * CHUNK + 5);
+        cairn_tests::put_bytes(&s3, "chunked", name, original.clone()).await;
+        let mut spoils = vec![
+            Spoil::Empty,
+            Spoil::StopAtChunkBoundary,
+            Spoil::StopMidChunk,
+            Spoil::DeclaredLength(-1),
+            Spoil::DeclaredLength(1),
+            Spoil::DeclaredLength(-(payload.len() as i64) + 100),
+        ];
+        if mode != Mode::Signed {
+            spoils.push(Spoil::NoTrailer);
+        }
+        for spoil in spoils {
+            let r = upload(
+                &cluster,
+                &format!("/chunked/{name}"),
+                &payload,
+                mode,
+                &crc,
+                spoil,
+            )
+            .await;
+            assert_eq!(r.status, 400, "{name} {spoil:?}: {}", r.body);
+            assert!(
+                r.body.contains("<Code>IncompleteBody</Code>"),
+                "{name} {spoil:?}: {}",
+                r.body
+            );
+            let stored = cairn_tests::get_bytes(&s3, "chunked", name).await;
+            assert_eq!(
+                digest(&stored),
+                digest(&original),
+                "{name} {spoil:?}: the existing object is unchanged"
+            );
+        }
+        // And a correct upload of the same payload still goes through.
+        let r = upload(
+            &cluster,
+            &format!("/chunked/{name}"),
+            &payload,
+            mode,
+            &crc,
+            Spoil::None,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+        assert_eq!(
+            digest(&cairn_tests::get_bytes(&s3, "chunked", name).await),
+            digest(&payload)
+        );
+    }
 }

@@ -47,7 +47,7 @@ impl IntoResponse for AdminFailure {
 
 impl From<crate::error::Error> for AdminFailure {
     fn from(e: crate::error::Error) -> Self {
-        tracing::error!(error = %e, "admin request failed");
+        crate::request_log::note_cause(&e);
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Unavailable",
@@ -105,9 +105,27 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route_layer(middleware::from_fn_with_state(gw.clone(), require_token));
     Router::new()
         .merge(admin)
-        .route("/_cairn/health", get(|| async { "ok" }))
+        .route("/_cairn/health", get(live))
+        .route("/_cairn/health/live", get(live))
+        .route("/_cairn/health/ready", get(ready))
         .route("/_cairn/metrics", get(metrics_text))
         .with_state(gw)
+}
+
+/// Liveness: the process serves HTTP. Says nothing of the cluster (a load
+/// balancer or Kubernetes restarts a process that fails it).
+async fn live() -> &'static str {
+    "ok"
+}
+
+/// Readiness: this gateway has a layout and reaches a majority of its
+/// storage nodes, so S3 requests can be served (a load balancer sends
+/// traffic only to gateways that pass it). `503` with the reason otherwise.
+async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
+    match gw.cluster.readiness().await {
+        Ok(()) => "ready".into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+    }
 }
 
 async fn metrics_text(State(gw): State<Arc<Gateway>>) -> String {
@@ -408,6 +426,7 @@ pub async fn apply_staged(gw: &Gateway, req: ApplyRequest) -> AdminResult<Layout
     gw.cluster
         .adopt(layout.clone())
         .map_err(|e| AdminFailure::new(StatusCode::BAD_REQUEST, "InvalidLayout", e.to_string()))?;
+    gw.cluster.spawn_watchers();
     write_staged(
         gw,
         &StagedLayout {

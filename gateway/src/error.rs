@@ -79,8 +79,9 @@ impl From<Error> for S3Error {
             Error::S3(e) => e,
             other => {
                 let code = other.code();
-                // 5xx never leak internals: log the cause, send a plain message.
-                tracing::error!(error = %other, ?code, "request failed");
+                // 5xx never leak internals: the cause goes to the request's
+                // log line, the client gets a plain message.
+                crate::request_log::note_cause(&other);
                 let message = match code.as_str() {
                     "ServiceUnavailable" => {
                         "The cluster cannot serve this request right now; retry."

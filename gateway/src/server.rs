@@ -3,7 +3,9 @@
 
 pub use crate::state::Gateway;
 
+use crate::framing::{self, CheckedBody};
 use crate::host::Domains;
+use crate::request_log;
 use crate::s3::CairnS3;
 use axum::Router;
 use axum::extract::{Request, State};
@@ -42,28 +44,47 @@ fn s3_service(gw: &Arc<Gateway>) -> S3Service {
 }
 
 async fn s3_fallback(State(svc): State<Arc<S3Service>>, req: Request) -> Response {
-    let req = req.map(s3s::Body::http_body_unsync);
+    // aws-chunked bodies are checked for completeness on their way in.
+    let req = match framing::expectation(req.headers()) {
+        Some(expect) => req.map(|b| s3s::Body::http_body_unsync(CheckedBody::new(b, expect))),
+        None => req.map(s3s::Body::http_body_unsync),
+    };
     match svc.call(req).await {
         Ok(resp) => resp.map(axum::body::Body::new).into_response(),
         Err(e) => {
-            tracing::error!(error = ?e, "s3 service failed");
+            request_log::note_cause(format!("s3 service failed: {e:?}"));
             (http::StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
         }
     }
 }
 
 /// Give every response an `x-amz-request-id` (and `x-amz-id-2`), as S3
-/// does, and log requests under it.
+/// does, run the request under a span carrying it, and write one log line
+/// for each request that failed (see `request_log`).
 async fn request_id(req: Request, next: axum::middleware::Next) -> Response {
     let id = format!("{:016X}", rand::random::<u64>());
-    let span = tracing::debug_span!("request", id = %id, method = %req.method(), uri = %req.uri());
-    let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let span = tracing::info_span!("request", id = %id);
+    let (mut resp, cause) =
+        request_log::scope(tracing::Instrument::instrument(next.run(req), span)).await;
     if let Ok(v) = http::HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-amz-request-id", v.clone());
         resp.headers_mut().insert("x-amz-id-2", v);
     }
-    if resp.status().is_client_error() || resp.status().is_server_error() {
-        resp = with_request_id_in_error(resp, &id).await;
+    let status = resp.status();
+    // Probes of an unready gateway fail by design: not worth a line each.
+    let probe = path.starts_with("/_cairn/health");
+    if (status.is_client_error() || status.is_server_error()) && !probe {
+        let code;
+        (resp, code) = with_request_id_in_error(resp, &id).await;
+        request_log::failed(
+            &id,
+            &method,
+            &path,
+            status,
+            code.as_deref(),
+            cause.as_deref(),
+        );
     }
     resp
 }
@@ -73,27 +94,32 @@ async fn request_id(req: Request, next: axum::middleware::Next) -> Response {
 const MAX_ERROR_BODY_BYTES: usize = 16 << 10;
 
 /// Put `<RequestId>` into an S3 XML error body, as S3 does, so clients can
-/// match a failure to the logs.
-async fn with_request_id_in_error(resp: Response, id: &str) -> Response {
+/// match a failure to the logs; also return the body's `<Code>`.
+async fn with_request_id_in_error(resp: Response, id: &str) -> (Response, Option<String>) {
     let is_xml = resp
         .headers()
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/xml"));
     if !is_xml {
-        return resp;
+        return (resp, None);
     }
     let (mut parts, body) = resp.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_ERROR_BODY_BYTES).await {
         Ok(b) => b,
         Err(_) => {
-            return (
+            let resp = (
                 http::StatusCode::INTERNAL_SERVER_ERROR,
                 "error body too large",
             )
                 .into_response();
+            return (resp, None);
         }
     };
     let text = String::from_utf8_lossy(&bytes);
+    let code = text
+        .split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map(|(code, _)| code.to_owned());
     let body = match text.rfind("</Error>") {
         Some(at) if !text.contains("<RequestId>") => {
             format!("{}<RequestId>{id}</RequestId>{}", &text[..at], &text[at..])
@@ -101,7 +127,10 @@ async fn with_request_id_in_error(resp: Response, id: &str) -> Response {
         _ => text.into_owned(),
     };
     parts.headers.remove(http::header::CONTENT_LENGTH);
-    Response::from_parts(parts, axum::body::Body::from(body))
+    (
+        Response::from_parts(parts, axum::body::Body::from(body)),
+        code,
+    )
 }
 
 /// The whole HTTP surface: admin API, health, metrics, and S3 for the rest.
