@@ -5,12 +5,14 @@
 #   scripts/local-cluster.sh kill-node DIR I        # SIGKILL node I (from 1)
 #   scripts/local-cluster.sh start-node DIR I       # restart it on its data; returns once it serves
 #   scripts/local-cluster.sh kill-gateway DIR I
-#   scripts/local-cluster.sh start-gateway DIR I
+#   scripts/local-cluster.sh start-gateway DIR I    # returns once it is ready (serves S3)
 #   scripts/local-cluster.sh status DIR
 #   scripts/local-cluster.sh down DIR               # stop everything it started
 #
-# `up` writes DIR/cluster.env (S3_ENDPOINT, S3_ENDPOINTS, AWS_ACCESS_KEY_ID,
-# AWS_SECRET_ACCESS_KEY, AWS_REGION, CAIRN_ADMIN_ENDPOINT, CAIRN_ADMIN_TOKEN).
+# `up` returns once every gateway is ready (has the layout and reaches a
+# majority of the nodes: /_cairn/health/ready). It writes DIR/cluster.env
+# (S3_ENDPOINT, S3_ENDPOINTS, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+# AWS_REGION, CAIRN_ADMIN_ENDPOINT, CAIRN_ADMIN_TOKEN).
 # Binaries come from CAIRN_BIN_DIR, or are built (dev profile) first.
 # CAIRN_GATEWAY_FLAGS adds flags to every gateway (e.g. --chunk-size-bytes 8388608).
 set -euo pipefail
@@ -75,7 +77,12 @@ start_gateway() { # DIR I
     echo $! >"$dir/gateway$i.pid"
     wait_file "$dir/gateway$i.addr.new"
     mv "$dir/gateway$i.addr.new" "$dir/gateway$i.addr"
-    wait_http "http://$(cat "$dir/gateway$i.addr")/_cairn/health"
+    # Before the first layout there is nothing to be ready for: live is all.
+    if [ -e "$dir/cluster.env" ]; then
+        wait_http "http://$(cat "$dir/gateway$i.addr")/_cairn/health/ready"
+    else
+        wait_http "http://$(cat "$dir/gateway$i.addr")/_cairn/health/live"
+    fi
 }
 
 kill_pid_file() { # FILE SIGNAL
@@ -139,6 +146,8 @@ up)
     done
     cli "$dir" layout apply
     wait_healthy "$dir"
+    # Every gateway serves S3 requests before `up` returns.
+    for i in $(seq 1 "$gateways"); do wait_http "http://$(cat "$dir/gateway$i.addr")/_cairn/health/ready"; done
     echo "cluster up: $(grep S3_ENDPOINT= "$dir/cluster.env"); environment in $dir/cluster.env"
     ;;
 kill-node) kill_pid_file "$dir/node${3:?node number}.pid" KILL ;;

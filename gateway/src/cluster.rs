@@ -2,19 +2,24 @@
 //! table, node addresses, and the signing RPC client.
 //!
 //! The layout is read from the nodes (the highest version any of them holds)
-//! at start and refreshed in the background; the placement table is built
-//! once per version, never on the request path.
+//! at start, then each known node is watched (a long poll that answers as
+//! soon as the node holds a newer layout), so a layout applied through any
+//! gateway reaches every gateway at once. The placement table is built once
+//! per version, never on the request path.
 
 use crate::error::{Error, Result};
 use cairn::id::NodeId;
 use cairn::layout::{Layout, PlacementTable};
 use cairn_node::client::NodeClient;
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
-/// How often the layout is re-read from the nodes.
-pub const LAYOUT_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
+/// Pause before watching a node again after a failed watch (it is down or
+/// unreachable), so a dead node costs one connection attempt per pause.
+pub const WATCH_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// Time a readiness check gives the nodes to answer.
+pub const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A layout with its placement table.
 pub struct Placement {
@@ -38,6 +43,8 @@ pub struct Cluster {
     pub client: NodeClient,
     seeds: Vec<String>,
     placement: RwLock<Option<Arc<Placement>>>,
+    // Addresses with a running watch task.
+    watched: Mutex<HashSet<String>>,
 }
 
 impl Cluster {
@@ -47,6 +54,7 @@ impl Cluster {
             client,
             seeds,
             placement: RwLock::new(None),
+            watched: Mutex::new(HashSet::new()),
         }
     }
 
@@ -105,17 +113,72 @@ impl Cluster {
         }
     }
 
-    /// Refresh the layout forever, every [`LAYOUT_REFRESH_INTERVAL`].
-    pub fn spawn_refresher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let me = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(LAYOUT_REFRESH_INTERVAL).await;
-                match me.upgrade() {
-                    Some(c) => c.refresh().await,
-                    None => return,
-                }
+    /// Watch every known node for newer layouts, for as long as the view
+    /// lives; nodes that join the layout later are watched from then on.
+    pub fn spawn_watchers(self: &Arc<Self>) {
+        for addr in self.known_addrs() {
+            let fresh = self
+                .watched
+                .lock()
+                .expect("watched lock poisoned")
+                .insert(addr.clone());
+            if fresh {
+                tokio::spawn(watch(Arc::downgrade(self), addr));
             }
-        })
+        }
+    }
+
+    /// Whether this gateway can serve requests: it has a layout and a
+    /// majority of the layout's nodes answer. `Err` says why not.
+    pub async fn readiness(&self) -> std::result::Result<(), String> {
+        let placement = self.placement().map_err(|e| e.to_string())?;
+        let nodes = &placement.layout.nodes;
+        let answers =
+            futures::future::join_all(nodes.iter().map(|n| {
+                tokio::time::timeout(READY_PROBE_TIMEOUT, self.client.rpc_identity(&n.addr))
+            }))
+            .await;
+        let up = answers.iter().filter(|a| matches!(a, Ok(Ok(_)))).count();
+        let need = nodes.len() / 2 + 1;
+        if up >= need {
+            Ok(())
+        } else {
+            Err(format!(
+                "only {up} of {} storage nodes answer ({need} needed)",
+                nodes.len()
+            ))
+        }
+    }
+}
+
+/// Long-poll one node for newer layouts until the view is dropped or the
+/// node leaves the known addresses.
+async fn watch(cluster: Weak<Cluster>, addr: String) {
+    loop {
+        let Some(c) = cluster.upgrade() else { return };
+        if !c.known_addrs().contains(&addr) {
+            c.watched
+                .lock()
+                .expect("watched lock poisoned")
+                .remove(&addr);
+            return;
+        }
+        let after = c.placement().map(|p| p.layout.version).unwrap_or(0);
+        let client = c.client.clone();
+        drop(c);
+        match client.rpc_watch_layout(&addr, after).await {
+            Ok(Some(layout)) if layout.version > after => {
+                let Some(c) = cluster.upgrade() else { return };
+                if let Err(e) = c.adopt(layout) {
+                    tracing::warn!(%addr, error = %e, "a node holds an unusable layout");
+                    drop(c);
+                    tokio::time::sleep(WATCH_RETRY_INTERVAL).await;
+                    continue;
+                }
+                c.spawn_watchers();
+            }
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(WATCH_RETRY_INTERVAL).await,
+        }
     }
 }

@@ -68,11 +68,9 @@ fn secret_from(file: &Option<PathBuf>, env: &str, what: &str) -> anyhow::Result<
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    // s3s logs every failed operation at ERROR, 4xx included, with the
+    // whole response; the gateway logs one line per failed request itself.
+    cairn_node::logging::init("info,s3s=off");
     let args = Args::parse();
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()

@@ -36,7 +36,7 @@ impl Gateway {
         let client = NodeClient::new(&config.cluster_secret);
         let cluster = Arc::new(Cluster::new(client, config.seed_nodes.clone()));
         cluster.refresh().await;
-        cluster.spawn_refresher();
+        cluster.spawn_watchers();
         let writer = rand::random::<u64>();
         let meta = Arc::new(Meta::new(cluster.clone(), writer, config.clock_offset_ms));
         let data = Arc::new(DataPath::new(

@@ -33,10 +33,17 @@ pub const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 /// layout) still reach it, and the first success clears it.
 pub const SUSPECT_FOR: Duration = Duration::from_secs(10);
 
+/// Time allowed for a layout watch: the node's own wait plus a margin.
+pub const WATCH_TIMEOUT: Duration =
+    Duration::from_secs(crate::server::LAYOUT_WATCH_WAIT.as_secs() + 5);
+
 /// A signing HTTP client for the node RPC. Cheap to clone.
 #[derive(Clone)]
 pub struct NodeClient {
     http: reqwest::Client,
+    // For long polls (watches): no idle-read timeout, since the node stays
+    // silent until it has news.
+    watch_http: reqwest::Client,
     secret: Arc<str>,
     suspects: Arc<Mutex<HashMap<String, Instant>>>,
 }
@@ -59,8 +66,14 @@ impl NodeClient {
             .read_timeout(READ_IDLE_TIMEOUT)
             .build()
             .expect("reqwest client builds with static settings");
+        let watch_http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .build()
+            .expect("reqwest client builds with static settings");
         Self {
             http,
+            watch_http,
             secret: cluster_secret.into(),
             suspects: Arc::default(),
         }
@@ -115,9 +128,11 @@ impl NodeClient {
                 reason: "skipped: unreachable moments ago".into(),
             });
         }
-        let mut req = builder.timeout(timeout).build().map_err(rpc_err)?;
+        // The request goes out on the client that built it (plain or long-poll).
+        let (http, req) = builder.timeout(timeout).build_split();
+        let mut req = req.map_err(rpc_err)?;
         auth::sign_request(&self.secret, &mut req)?;
-        match self.http.execute(req).await {
+        match http.execute(req).await {
             Ok(resp) => {
                 self.note(addr, Ok(()));
                 Ok(resp)
@@ -353,6 +368,17 @@ impl NodeClient {
             Kind::Probe,
         )
         .await
+    }
+
+    /// The node's layout once its version is past `after`, or its current
+    /// one after the node's watch wait (a long poll).
+    pub async fn rpc_watch_layout(&self, addr: &str, after: u64) -> Result<Option<Layout>> {
+        let b = self
+            .watch_http
+            .get(format!("http://{addr}/v1/layout/watch?after={after}"));
+        let resp = self.send_kind(addr, b, WATCH_TIMEOUT, Kind::Probe).await?;
+        let bytes = self.body(addr, resp).await?;
+        Ok(record::decode("layout", &bytes)?)
     }
 
     /// Hand the node a newer layout.

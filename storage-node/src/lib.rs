@@ -14,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod logging;
 pub mod meta_store;
 pub mod server;
 pub mod shard_store;

@@ -24,11 +24,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    cairn_node::logging::init("info");
     let args = Args::parse();
     let cluster_secret = match (
         &args.cluster_secret_file,

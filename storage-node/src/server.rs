@@ -33,6 +33,10 @@ pub const MAX_CONTROL_BODY_BYTES: usize = 64 << 20;
 /// at most one shard (a few MiB at the default chunk size) in memory.
 pub const MAX_CONCURRENT_SHARD_TRANSFERS: usize = 64;
 
+/// Longest a layout watch waits for a newer layout before it answers with
+/// the current one (the watcher then asks again).
+pub const LAYOUT_WATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A running node's shared state.
 pub struct Node {
     /// This node's id.
@@ -44,6 +48,8 @@ pub struct Node {
     corrupt_detected: AtomicU64,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     shard_transfers: Arc<tokio::sync::Semaphore>,
+    // The version of the layout held, for watchers (`/v1/layout/watch`).
+    layout_version: tokio::sync::watch::Sender<u64>,
 }
 
 impl Node {
@@ -75,6 +81,11 @@ impl Node {
             config.fsync,
         )?);
         let meta = MetaStore::new(db.clone(), config.fsync);
+        let held: Option<Layout> = db
+            .get_cf(&cf, "layout")?
+            .map(|v| record::decode("layout", &v))
+            .transpose()?;
+        let (layout_version, _) = tokio::sync::watch::channel(held.map(|l| l.version).unwrap_or(0));
         Ok(Arc::new(Self {
             id,
             db,
@@ -84,6 +95,7 @@ impl Node {
             corrupt_detected: AtomicU64::new(0),
             metrics,
             shard_transfers: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SHARD_TRANSFERS)),
+            layout_version,
         }))
     }
 
@@ -291,8 +303,27 @@ async fn put_layout(State(node): State<Arc<Node>>, body: Bytes) -> Result<Status
         return Ok(StatusCode::OK);
     }
     node.put_node_record("layout", &layout)?;
+    node.layout_version.send_replace(layout.version);
     tracing::info!(node = %node.id, version = layout.version, "layout applied");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/layout/watch?after=V`.
+#[derive(Debug, serde::Deserialize)]
+struct WatchQuery {
+    after: u64,
+}
+
+/// Answer with the layout as soon as its version is past `after`, or with
+/// the current one after [`LAYOUT_WATCH_WAIT`]: how gateways learn a newly
+/// applied layout at once rather than on their next poll.
+async fn watch_layout(
+    State(node): State<Arc<Node>>,
+    axum::extract::Query(q): axum::extract::Query<WatchQuery>,
+) -> Result<Response> {
+    let mut versions = node.layout_version.subscribe();
+    let _ = tokio::time::timeout(LAYOUT_WATCH_WAIT, versions.wait_for(|v| *v > q.after)).await;
+    Ok(encoded(&node.layout()?))
 }
 
 async fn get_staged(State(node): State<Arc<Node>>) -> Result<Response> {
@@ -369,6 +400,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/identity", get(identity))
         .route("/v1/stats", get(stats))
         .route("/v1/layout", get(get_layout).put(put_layout))
+        .route("/v1/layout/watch", get(watch_layout))
         .route("/v1/layout/staged", get(get_staged).put(put_staged))
         .layer(DefaultBodyLimit::max(MAX_CONTROL_BODY_BYTES))
         .route_layer(middleware::from_fn_with_state(

@@ -60,6 +60,8 @@ pub struct Options {
     pub clock_offsets_ms: Vec<i64>,
     /// The gateways' limit on concurrent transfers (their default when None).
     pub max_concurrent_transfers: Option<usize>,
+    /// Whether `start_with` applies a layout (else: `apply_layout` later).
+    pub apply_layout: bool,
 }
 
 impl Options {
@@ -72,6 +74,7 @@ impl Options {
             chunk_size_bytes: 1 << 20,
             clock_offsets_ms: Vec::new(),
             max_concurrent_transfers: None,
+            apply_layout: true,
         }
     }
 }
@@ -104,6 +107,9 @@ pub struct Cluster {
     /// Root secret.
     pub secret_key: String,
     http: reqwest::Client,
+    // Whether the layout was applied: from then on a restarted gateway is
+    // waited for until it is ready, not just live.
+    applied: bool,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -150,7 +156,8 @@ impl Cluster {
             .expect("cluster starts")
     }
 
-    /// Start a cluster as `opts` says, apply its layout, wait until healthy.
+    /// Start a cluster as `opts` says and (unless told not to) apply its
+    /// layout; returns once every gateway is ready.
     pub async fn start_with(opts: Options) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("cairn-test-").tempdir()?;
         std::fs::write(dir.path().join("cluster-secret"), random_hex(32))?;
@@ -163,6 +170,7 @@ impl Cluster {
             access_key: format!("GKROOT{}", random_hex(6)),
             secret_key: random_hex(20),
             http: reqwest::Client::new(),
+            applied: false,
         };
         for i in 0..opts.nodes {
             c.nodes.push(Proc {
@@ -178,6 +186,16 @@ impl Cluster {
             });
             c.restart_gateway(i).await?;
         }
+        if opts.apply_layout {
+            c.apply_layout().await?;
+        }
+        Ok(c)
+    }
+
+    /// Assign every node a zone of its own and apply the layout; returns
+    /// once every gateway is ready.
+    pub async fn apply_layout(&mut self) -> Result<()> {
+        let c = self;
         let layout = c.admin_get("/_cairn/admin/v1/layout").await?;
         for (i, n) in layout["nodes"]
             .as_array()
@@ -192,14 +210,14 @@ impl Cluster {
             )
             .await?;
         }
-        let profile = opts.profile.map(|(k, m)| serde_json::json!([k, m]));
+        let profile = c.opts.profile.map(|(k, m)| serde_json::json!([k, m]));
         c.admin_post(
             "/_cairn/admin/v1/layout/apply",
             serde_json::json!({ "profile": profile }),
         )
         .await?;
-        c.wait_layout_everywhere().await?;
-        Ok(c)
+        c.applied = true;
+        c.wait_layout_everywhere().await
     }
 
     fn node_dir(&self, i: usize) -> PathBuf {
@@ -281,7 +299,8 @@ impl Cluster {
         self.gateways[i].kill();
     }
 
-    /// (Re)start gateway `i` on its address; returns once it serves.
+    /// (Re)start gateway `i` on its address; returns once it serves (once
+    /// it is ready, when the layout was applied).
     pub async fn restart_gateway(&mut self, i: usize) -> Result<()> {
         self.gateways[i].kill();
         let addr_file = self.dir.path().join(format!("gateway{}.addr", i + 1));
@@ -322,7 +341,8 @@ impl Cluster {
             .context("spawning cairn-gateway")?;
         self.gateways[i].child = Some(child);
         let addr = wait_file(&addr_file).await?;
-        wait_http(&format!("http://{addr}/_cairn/health"), &self.http).await?;
+        let probe = if self.applied { "ready" } else { "live" };
+        wait_http(&format!("http://{addr}/_cairn/health/{probe}"), &self.http).await?;
         self.gateways[i].addr = addr;
         Ok(())
     }
@@ -349,20 +369,15 @@ impl Cluster {
         self.wait_healthy().await
     }
 
-    /// Wait until every gateway serves the applied layout.
+    /// Wait until every gateway is ready: it has the applied layout and
+    /// reaches a majority of the nodes (`/_cairn/health/ready`).
     async fn wait_layout_everywhere(&self) -> Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
         for i in 0..self.gateways.len() {
-            loop {
-                let v = self.admin_get_at(i, "/_cairn/admin/v1/layout").await?;
-                if !v["current"].is_null() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    bail!("gateway {i} never saw the layout");
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            wait_http(
+                &format!("{}/_cairn/health/ready", self.endpoint(i)),
+                &self.http,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -528,6 +543,17 @@ pub fn client(endpoint: &str, access_key: &str, secret_key: &str) -> Client {
             "cairn-test",
         ))
         .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    Client::from_conf(config)
+}
+
+/// An `aws-sdk-s3` client like [`client`] that never retries: every failed
+/// request shows.
+pub fn client_without_retries(endpoint: &str, access_key: &str, secret_key: &str) -> Client {
+    let config = client(endpoint, access_key, secret_key)
+        .config()
+        .to_builder()
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
         .build();
     Client::from_conf(config)
 }
