@@ -66,13 +66,14 @@ fn codec(c: &mut Criterion) {
 }
 
 fn placement(c: &mut Criterion) {
-    let layout = Layout {
+    let mut layout = Layout {
         version: 1,
         profile: ErasureProfile {
             data_shards: 4,
             parity_shards: 2,
         },
         partition_bits: 8,
+        groups: Vec::new(),
         nodes: (0..12)
             .map(|i| NodeInfo {
                 id: NodeId(i * 7919 + 1),
@@ -82,6 +83,9 @@ fn placement(c: &mut Criterion) {
             })
             .collect(),
     };
+    layout
+        .assign_groups(cairn::layout::DEFAULT_METADATA_GROUPS)
+        .unwrap();
     c.bench_function("placement_table_build_12_nodes_256_partitions", |b| {
         b.iter(|| PlacementTable::build(black_box(&layout)).unwrap())
     });

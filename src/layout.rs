@@ -4,13 +4,15 @@
 //! capacity), the erasure profile and the partition count. Every process
 //! derives the same [`PlacementTable`] from it: partition -> ordered list of
 //! `k + m` distinct nodes. Shard `i` of a chunk lives on the `i`-th node of its
-//! partition; the metadata of a partition lives on the first `2m + 1`.
+//! partition. Metadata lives in `G` data groups plus the system group, each
+//! a Raft group whose voters are the first `2m + 1` nodes of one partition.
 //!
 //! The table is built once per layout version, never on the request path.
 
 use crate::codec::ErasureProfile;
 use crate::error::{Error, Result};
-use crate::id::{ChunkId, NodeId, partition_of_hash};
+use crate::id::{ChunkId, NodeId};
+use crate::record::GroupId;
 use hashring::HashRing;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -26,6 +28,13 @@ pub const MAX_PARTITION_BITS: u8 = 16;
 pub const VIRTUAL_NODES_PER_CAPACITY: u32 = 16;
 /// Largest capacity weight a node can be given.
 pub const MAX_CAPACITY: u32 = 64;
+/// Data groups of a new cluster by default (see docs/PERFORMANCE.md for
+/// the measurement behind it): enough that writes to different buckets
+/// spread over every node's leaderships, few enough that idle groups cost
+/// little on small machines.
+pub const DEFAULT_METADATA_GROUPS: u32 = 32;
+/// Largest number of data groups a cluster may have.
+pub const MAX_METADATA_GROUPS: u32 = 1024;
 
 /// One storage node as the layout knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,8 +58,23 @@ pub struct Layout {
     pub profile: ErasureProfile,
     /// log2 of the partition count.
     pub partition_bits: u8,
+    /// The metadata groups, by group id (0: the system group): their voters.
+    /// Set when the cluster is created ([`Layout::assign_groups`]); after
+    /// that they change only by Raft membership changes.
+    pub groups: Vec<GroupInfo>,
     /// The storage nodes.
     pub nodes: Vec<NodeInfo>,
+}
+
+/// One metadata group as the cluster map records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    /// Its voters.
+    pub voters: Vec<NodeId>,
+    /// 0 while the voters are those the group was created with; each
+    /// membership change adds one. A node starts (initializes) a group of
+    /// its own only at epoch 0: later voters join through the leader.
+    pub epoch: u64,
 }
 
 impl Layout {
@@ -68,6 +92,23 @@ impl Layout {
                 self.profile.parity_shards,
                 self.nodes.len()
             )));
+        }
+        let data_groups = self.groups.len().saturating_sub(1);
+        if !(1..=MAX_METADATA_GROUPS as usize).contains(&data_groups) {
+            return Err(Error::InvalidLayout(format!(
+                "{data_groups} data groups, not in 1..={MAX_METADATA_GROUPS}"
+            )));
+        }
+        for (g, info) in self.groups.iter().enumerate() {
+            let voters: HashSet<_> = info.voters.iter().collect();
+            if voters.is_empty()
+                || voters.len() != info.voters.len()
+                || info.voters.iter().any(|v| self.node(*v).is_none())
+            {
+                return Err(Error::InvalidLayout(format!(
+                    "group {g}: its voters must be distinct nodes of the layout"
+                )));
+            }
         }
         if self.partition_bits > MAX_PARTITION_BITS {
             return Err(Error::InvalidLayout(format!(
@@ -98,11 +139,66 @@ impl Layout {
         self.nodes.iter().find(|n| n.id == id)
     }
 
-    /// Number of metadata replicas per partition: 2m + 1, capped by the
-    /// node count, so metadata survives as many lost nodes as data does.
+    /// Number of metadata replicas per group: 2m + 1, capped by the node
+    /// count, so metadata survives as many lost nodes as data does.
     pub fn metadata_replicas(&self) -> usize {
         (2 * usize::from(self.profile.parity_shards) + 1).min(self.nodes.len())
     }
+
+    /// Number of data groups.
+    pub fn metadata_groups(&self) -> u32 {
+        self.groups.len().saturating_sub(1) as u32
+    }
+
+    /// Give a new cluster's layout its system group and `data_groups` data
+    /// groups, each with `2m + 1` voters: the first nodes of a partition of
+    /// the placement (zone-spread), groups spread evenly over partitions.
+    pub fn assign_groups(&mut self, data_groups: u32) -> Result<()> {
+        if !(1..=MAX_METADATA_GROUPS).contains(&data_groups) {
+            return Err(Error::InvalidLayout(format!(
+                "{data_groups} data groups, not in 1..={MAX_METADATA_GROUPS}"
+            )));
+        }
+        let placement = PlacementTable::build_nodes(self)?;
+        let replicas = self.metadata_replicas();
+        let partitions = u64::from(placement.partition_count());
+        self.groups = (0..=data_groups)
+            .map(|g| {
+                let first = u64::from(g) * partitions / (u64::from(data_groups) + 1);
+                // The partition's nodes first; when 2m + 1 exceeds k + m,
+                // the next partitions' nodes fill up.
+                let mut voters: Vec<NodeId> = Vec::with_capacity(replicas);
+                for p in (first..first + partitions).map(|p| (p % partitions) as u32) {
+                    for n in placement.partition_nodes(p) {
+                        if voters.len() < replicas && !voters.contains(n) {
+                            voters.push(*n);
+                        }
+                    }
+                    if voters.len() == replicas {
+                        break;
+                    }
+                }
+                // With very few partitions some node may be in none of them.
+                let mut rest: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+                rest.sort();
+                for n in rest {
+                    if voters.len() < replicas && !voters.contains(&n) {
+                        voters.push(n);
+                    }
+                }
+                GroupInfo { voters, epoch: 0 }
+            })
+            .collect();
+        Ok(())
+    }
+}
+
+/// The data group (of `groups`) a partition key hashes to.
+pub fn data_group_of(partition_key: &str, groups: u32) -> GroupId {
+    assert!(groups >= 1, "a cluster has at least one data group");
+    let h = blake3::hash(partition_key.as_bytes());
+    let n = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"));
+    GroupId(1 + (n % u64::from(groups)) as u32)
 }
 
 /// A ring position: one virtual node of a storage node.
@@ -166,7 +262,7 @@ pub struct PlacementTable {
     /// log2 of the partition count.
     pub partition_bits: u8,
     partitions: Vec<Vec<NodeId>>,
-    metadata_replicas: usize,
+    groups: Vec<GroupInfo>,
 }
 
 impl PlacementTable {
@@ -174,7 +270,20 @@ impl PlacementTable {
     /// same table in every process, whatever the order of its node list.
     pub fn build(layout: &Layout) -> Result<Self> {
         layout.validate()?;
+        Self::build_nodes(layout)
+    }
+
+    /// The table of the layout's nodes, whatever its groups say.
+    fn build_nodes(layout: &Layout) -> Result<Self> {
         let total = layout.profile.total_shards();
+        if layout.profile.data_shards == 0 || layout.nodes.len() < total {
+            return Err(Error::InvalidLayout(format!(
+                "profile {}+{} needs {total} nodes, the layout has {}",
+                layout.profile.data_shards,
+                layout.profile.parity_shards,
+                layout.nodes.len()
+            )));
+        }
         let zone_of: BTreeMap<NodeId, &str> = layout
             .nodes
             .iter()
@@ -227,7 +336,7 @@ impl PlacementTable {
             profile: layout.profile,
             partition_bits: layout.partition_bits,
             partitions,
-            metadata_replicas: layout.metadata_replicas(),
+            groups: layout.groups.clone(),
         })
     }
 
@@ -246,20 +355,31 @@ impl PlacementTable {
         self.partition_nodes(chunk.partition(self.partition_bits))
     }
 
-    /// The metadata partition of a partition key (a bucket name, say).
-    pub fn metadata_partition(&self, partition_key: &[u8]) -> u32 {
-        partition_of_hash(blake3::hash(partition_key).as_bytes(), self.partition_bits)
+    /// Number of data groups.
+    pub fn metadata_groups(&self) -> u32 {
+        self.groups.len().saturating_sub(1) as u32
     }
 
-    /// The replicas of the metadata stored under `partition_key`.
-    pub fn metadata_nodes(&self, partition_key: &[u8]) -> &[NodeId] {
-        let p = self.metadata_partition(partition_key);
-        &self.partitions[p as usize][..self.metadata_replicas]
+    /// The data group of a partition key (a bucket id): every record of one
+    /// bucket lives in one group, so its conditional writes are decided in
+    /// one log.
+    pub fn data_group(&self, partition_key: &str) -> GroupId {
+        data_group_of(partition_key, self.metadata_groups())
     }
 
-    /// Number of metadata replicas per partition.
-    pub fn metadata_replicas(&self) -> usize {
-        self.metadata_replicas
+    /// Every group: the system group, then the data groups.
+    pub fn groups(&self) -> impl Iterator<Item = GroupId> + use<> {
+        (0..=self.metadata_groups()).map(GroupId)
+    }
+
+    /// A group as the cluster map records it.
+    pub fn group(&self, group: GroupId) -> &GroupInfo {
+        &self.groups[group.0 as usize]
+    }
+
+    /// The voters of a group.
+    pub fn group_voters(&self, group: GroupId) -> &[NodeId] {
+        &self.group(group).voters
     }
 }
 
@@ -269,6 +389,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn layout(nodes: usize, zones: usize, k: u8, m: u8) -> Layout {
+        let mut l = bare(nodes, zones, k, m);
+        if l.nodes.len() >= l.profile.total_shards() {
+            l.assign_groups(8).unwrap();
+        }
+        l
+    }
+
+    fn bare(nodes: usize, zones: usize, k: u8, m: u8) -> Layout {
         Layout {
             version: 1,
             profile: ErasureProfile {
@@ -276,6 +404,7 @@ mod tests {
                 parity_shards: m,
             },
             partition_bits: 6,
+            groups: Vec::new(),
             nodes: (0..nodes)
                 .map(|i| NodeInfo {
                     id: NodeId(0x1000 + i as u64 * 7919),
@@ -308,9 +437,15 @@ mod tests {
     }
 
     #[test]
-    fn metadata_uses_two_m_plus_one_replicas() {
+    fn groups_have_two_m_plus_one_distinct_voters() {
         let t = PlacementTable::build(&layout(8, 8, 4, 2)).unwrap();
-        assert_eq!(t.metadata_nodes(b"bucket").len(), 5);
+        for g in t.groups() {
+            let voters: BTreeSet<_> = t.group_voters(g).iter().collect();
+            assert_eq!(voters.len(), 5, "{g}");
+        }
+        let g = t.data_group("0123456789abcdef");
+        assert!((1..=8).contains(&g.0));
+        assert_eq!(g, t.data_group("0123456789abcdef"));
     }
 
     proptest! {
@@ -350,8 +485,8 @@ mod tests {
             let before = layout(nodes, nodes, 4, 2);
             let mut after = before.clone();
             after.nodes.pop();
-            let a = slots(&PlacementTable::build(&before).unwrap());
-            let b = slots(&PlacementTable::build(&after).unwrap());
+            let a = slots(&PlacementTable::build_nodes(&before).unwrap());
+            let b = slots(&PlacementTable::build_nodes(&after).unwrap());
             let moved = b.difference(&a).count();
             // Removing one of n nodes must re-home its own slots (about
             // total/n of them); allow twice that plus noise, never a reshuffle.

@@ -1,20 +1,23 @@
-//! Metadata records and their versioned encoding.
+//! Metadata records, their keys, and their versioned encoding.
 //!
-//! Metadata lives in tables of key -> value records replicated to the
-//! metadata replicas of a partition. Every record's key names its table, its
-//! partition key (which decides its partition) and its sort key (the order of
-//! a range scan). Every encoded value starts with a format version byte; see
-//! `docs/design/on-disk-format.md`.
+//! Metadata lives in tables of key -> value records. Every record's key
+//! names its table, its partition key (which decides its metadata group)
+//! and its sort key (the order of a range scan). The system group holds the
+//! cluster map, the bucket registry and the access keys; every other record
+//! lives in the data group its partition key hashes to (see
+//! [`crate::layout::PlacementTable::data_group`]). Every encoded value
+//! starts with a format version byte; see `docs/design/on-disk-format.md`.
 
 use crate::codec::{CodecId, ErasureProfile};
 use crate::error::{Error, Result};
-use crate::hlc::Timestamp;
 use crate::id::ChunkId;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// Format version of every encoded record and RPC body written today.
-pub const FORMAT_VERSION: u8 = 1;
+/// Version 1 was the last-writer-wins format (no consensus); it is not read.
+pub const FORMAT_VERSION: u8 = 2;
 
 /// Encode `value` as `[FORMAT_VERSION] ++ postcard(value)`.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -42,40 +45,85 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
     }
 }
 
+/// A metadata group: one Raft group and the records it orders. Group 0 is
+/// the system group; data groups are numbered from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct GroupId(pub u32);
+
+impl GroupId {
+    /// The system group: cluster map, bucket registry, access keys.
+    pub const SYSTEM: GroupId = GroupId(0);
+
+    /// Whether this is the system group.
+    pub fn is_system(self) -> bool {
+        self == Self::SYSTEM
+    }
+}
+
+impl fmt::Display for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "g{}", self.0)
+    }
+}
+
 /// The metadata tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum Table {
-    /// Buckets (partition key "", sort key = bucket name).
-    Buckets = 1,
-    /// Access keys (partition key "", sort key = access key id).
-    AccessKeys = 2,
-    /// Current object versions (partition key = bucket, sort key = object key).
-    Objects = 3,
-    /// Multipart uploads in progress (partition key = bucket, sort key = key NUL upload id).
-    Uploads = 4,
-    /// Uploaded parts (partition key = upload id, sort key = 5-digit part number).
-    Parts = 5,
-    /// Staged (not yet applied) layout changes (partition key "", sort key "staged").
-    Cluster = 6,
-    /// Chunks a write left below full redundancy (partition key "", sort key
-    /// = chunk id hex), until they are repaired.
-    RepairHints = 7,
+    /// System: the cluster map (partition key "", sort key "current").
+    ClusterMap = 1,
+    /// System: bucket names (partition key "", sort key = name) -> [`BucketRecord`].
+    Buckets = 2,
+    /// System: access keys (partition key "", sort key = access key id).
+    AccessKeys = 3,
+    /// Current object versions (partition key = bucket id, sort key = key).
+    Objects = 10,
+    /// Multipart uploads in progress (partition key = bucket id, sort key =
+    /// key NUL upload id).
+    Uploads = 11,
+    /// Uploaded parts (partition key = bucket id, sort key = upload id / 5-digit part number).
+    /// They outlive their upload as the segments of the object it completed.
+    Parts = 12,
+    /// Buckets that were deleted: no record may be written under their id
+    /// again (partition key = bucket id, sort key "").
+    Sealed = 13,
+    /// Outcomes of recent requests, by request id, so a retried request is
+    /// answered as it was the first time (partition key "", sort key = id).
+    Requests = 20,
+    /// The same requests by log index, to forget them in order (partition
+    /// key "", sort key = 20-digit index).
+    RequestsByIndex = 21,
 }
 
 impl Table {
     /// From its byte.
     pub fn from_u8(b: u8) -> Option<Self> {
         Some(match b {
-            1 => Self::Buckets,
-            2 => Self::AccessKeys,
-            3 => Self::Objects,
-            4 => Self::Uploads,
-            5 => Self::Parts,
-            6 => Self::Cluster,
-            7 => Self::RepairHints,
+            1 => Self::ClusterMap,
+            2 => Self::Buckets,
+            3 => Self::AccessKeys,
+            10 => Self::Objects,
+            11 => Self::Uploads,
+            12 => Self::Parts,
+            13 => Self::Sealed,
+            20 => Self::Requests,
+            21 => Self::RequestsByIndex,
             _ => return None,
         })
+    }
+
+    /// Name in error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ClusterMap => "cluster map",
+            Self::Buckets => "bucket record",
+            Self::AccessKeys => "access key record",
+            Self::Objects => "object entry",
+            Self::Uploads => "upload record",
+            Self::Parts => "part record",
+            Self::Sealed => "bucket seal",
+            Self::Requests | Self::RequestsByIndex => "request outcome",
+        }
     }
 }
 
@@ -84,7 +132,7 @@ impl Table {
 pub struct MetaKey {
     /// Which table.
     pub table: Table,
-    /// Decides the partition (and so the replicas) of the record.
+    /// Decides the group of the record.
     pub partition_key: String,
     /// Order within the partition key.
     pub sort_key: String,
@@ -104,15 +152,9 @@ impl MetaKey {
         }
     }
 
-    /// The bytes the placement hashes to find this record's partition.
-    pub fn partition_bytes(&self) -> Vec<u8> {
-        let mut out = vec![self.table as u8];
-        out.extend_from_slice(self.partition_key.as_bytes());
-        out
-    }
-
-    /// The storage key: `table ++ u16 BE len(partition key) ++ partition key
-    /// ++ sort key`. Keys of one partition key sort by sort key.
+    /// The storage prefix of a partition key in a table: `table ++ u16 BE
+    /// len(partition key) ++ partition key`. Keys of one partition key sort
+    /// by sort key after it.
     pub fn storage_prefix(table: Table, partition_key: &str) -> Vec<u8> {
         let pk = partition_key.as_bytes();
         assert!(pk.len() <= usize::from(u16::MAX), "partition key too long");
@@ -123,7 +165,7 @@ impl MetaKey {
         out
     }
 
-    /// See [`MetaKey::storage_prefix`].
+    /// The storage key: [`MetaKey::storage_prefix`] ++ sort key.
     pub fn storage_key(&self) -> Vec<u8> {
         let mut out = Self::storage_prefix(self.table, &self.partition_key);
         out.extend_from_slice(self.sort_key.as_bytes());
@@ -151,19 +193,63 @@ impl MetaKey {
     }
 }
 
-/// A record value as replicas store it: the value (or a tombstone) and the
-/// timestamp of the write that produced it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Versioned {
-    /// When it was written; the larger timestamp wins.
-    pub ts: Timestamp,
-    /// The encoded record, or `None` for a deletion.
-    pub value: Option<Vec<u8>>,
+/// A 16-byte random id printed as 32 hex digits: bucket ids, version ids,
+/// request ids.
+macro_rules! random_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub struct $name(pub [u8; 16]);
+
+        impl $name {
+            /// Lower-case hexadecimal form (32 characters).
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+
+            /// Parse the hexadecimal form.
+            pub fn parse(s: &str) -> Option<Self> {
+                let mut out = [0u8; 16];
+                hex::decode_to_slice(s, &mut out).ok()?;
+                Some(Self(out))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), &self.to_hex()[..12])
+            }
+        }
+    };
 }
 
-/// A bucket.
+random_id!(
+    /// A bucket's identity. The name is an alias of it: a bucket deleted and
+    /// created again under the same name gets a new id, and never sees the
+    /// old bucket's objects or uploads.
+    BucketId
+);
+random_id!(
+    /// The identity of one stored object version (one PUT, Copy or Complete).
+    VersionId
+);
+random_id!(
+    /// The identity of one logical metadata request; a retry carries the
+    /// same id and is answered with the first attempt's outcome.
+    RequestId
+);
+
+/// A bucket: the registry entry under its name in the system group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketRecord {
+    /// Its identity (the partition key of its objects).
+    pub id: BucketId,
     /// The bucket's name.
     pub name: String,
     /// Access key id of the key that created it (its owner).
@@ -196,20 +282,51 @@ pub struct ChunkRef {
     pub len: u32,
 }
 
+/// Where a run of an object's chunks is listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SegmentChunks {
+    /// In the object entry itself (single PUTs and copies).
+    Here(Vec<ChunkRef>),
+    /// In a part record of the multipart upload that made the object, kept
+    /// as long as the object.
+    Part {
+        /// The upload.
+        upload_id: String,
+        /// The part number.
+        part_number: u32,
+    },
+}
+
+/// A contiguous run of an object's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    /// Bytes in the run.
+    pub len: u64,
+    /// Its chunks.
+    pub chunks: SegmentChunks,
+}
+
 /// Where an object's (or a part's) bytes are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ObjectData {
-    /// Small objects: the bytes themselves, inside the manifest.
+    /// Small objects: the bytes themselves, inside the entry.
     Inline(Vec<u8>),
-    /// Erasure-coded chunks, in order.
+    /// Erasure-coded chunks, in order, by segment.
     Chunks {
         /// Codec that encoded them.
         codec: CodecId,
         /// The profile they were encoded with.
         profile: ErasureProfile,
-        /// The chunks.
-        chunks: Vec<ChunkRef>,
+        /// The segments, in byte order.
+        segments: Vec<Segment>,
     },
+}
+
+impl ObjectData {
+    /// No bytes at all.
+    pub fn empty() -> Self {
+        Self::Inline(Vec::new())
+    }
 }
 
 /// The kind of an object-level checksum, as S3 reports it.
@@ -232,9 +349,12 @@ pub struct StoredChecksum {
     pub kind: ChecksumKind,
 }
 
-/// The current version of an object: its manifest.
+/// The current version of an object: what HEAD, GET and a listing need,
+/// and where its bytes are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectRecord {
+pub struct ObjectEntry {
+    /// This version's identity.
+    pub version: VersionId,
     /// Size in bytes.
     pub size: u64,
     /// S3 ETag without quotes.
@@ -255,11 +375,38 @@ pub struct ObjectRecord {
     pub data: ObjectData,
 }
 
+/// What a listing shows of an object: the node projects entries to this,
+/// so a listing never carries inline bytes, headers or chunk lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListEntry {
+    /// Object key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag without quotes.
+    pub etag: String,
+    /// Last-Modified, ms since the epoch.
+    pub last_modified_ms: u64,
+    /// The additional checksum's algorithm and kind, if any.
+    pub checksum: Option<(String, ChecksumKind)>,
+}
+
+impl ListEntry {
+    /// The listing view of an entry.
+    pub fn of(key: String, e: &ObjectEntry) -> Self {
+        Self {
+            key,
+            size: e.size,
+            etag: e.etag.clone(),
+            last_modified_ms: e.last_modified_ms,
+            checksum: e.checksum.as_ref().map(|c| (c.algorithm.clone(), c.kind)),
+        }
+    }
+}
+
 /// A multipart upload in progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadRecord {
-    /// Bucket.
-    pub bucket: String,
     /// Object key.
     pub key: String,
     /// Upload id.
@@ -293,22 +440,63 @@ pub struct PartRecord {
     pub last_modified_ms: u64,
     /// The part's additional checksum.
     pub checksum: Option<StoredChecksum>,
-    /// The bytes.
-    pub data: ObjectData,
+    /// Its chunks (a part is never inline).
+    pub chunks: Vec<ChunkRef>,
+    /// The profile they were encoded with (`None` for an empty part).
+    pub profile: Option<ErasureProfile>,
 }
 
-/// A chunk that a write left below full redundancy: the shards that did
-/// not reach their nodes, to be rebuilt there.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RepairHint {
-    /// The chunk.
-    pub chunk: ChunkRef,
-    /// The profile it was encoded with.
-    pub profile: ErasureProfile,
-    /// Shard indices still to write.
-    pub missing: Vec<u8>,
-    /// When the write happened, ms since the epoch.
-    pub created_ms: u64,
+/// Keys of the records, in one place.
+pub mod keys {
+    use super::*;
+
+    /// The cluster map.
+    pub fn cluster_map() -> MetaKey {
+        MetaKey::new(Table::ClusterMap, "", "current")
+    }
+
+    /// A bucket's registry entry.
+    pub fn bucket(name: &str) -> MetaKey {
+        MetaKey::new(Table::Buckets, "", name)
+    }
+
+    /// An access key.
+    pub fn access_key(id: &str) -> MetaKey {
+        MetaKey::new(Table::AccessKeys, "", id)
+    }
+
+    /// An object's current entry.
+    pub fn object(bucket: BucketId, key: &str) -> MetaKey {
+        MetaKey::new(Table::Objects, bucket.to_hex(), key)
+    }
+
+    /// An upload.
+    pub fn upload(bucket: BucketId, key: &str, upload_id: &str) -> MetaKey {
+        MetaKey::new(
+            Table::Uploads,
+            bucket.to_hex(),
+            format!("{key}\0{upload_id}"),
+        )
+    }
+
+    /// The sort-key prefix of an upload's parts.
+    pub fn parts_prefix(upload_id: &str) -> String {
+        format!("{upload_id}/")
+    }
+
+    /// A part.
+    pub fn part(bucket: BucketId, upload_id: &str, part_number: u32) -> MetaKey {
+        MetaKey::new(
+            Table::Parts,
+            bucket.to_hex(),
+            format!("{}{part_number:05}", parts_prefix(upload_id)),
+        )
+    }
+
+    /// The seal of a deleted bucket.
+    pub fn sealed(bucket: BucketId) -> MetaKey {
+        MetaKey::new(Table::Sealed, bucket.to_hex(), "")
+    }
 }
 
 #[cfg(test)]
@@ -334,16 +522,23 @@ mod tests {
 
     #[test]
     fn unknown_format_versions_are_refused() {
-        let bytes = encode(&BucketRecord {
-            name: "b".into(),
-            owner: "k".into(),
+        let bytes = encode(&AccessKeyRecord {
+            access_key_id: "GK1".into(),
+            secret_access_key: "s".into(),
+            name: "n".into(),
             created_ms: 1,
-            allowed_keys: vec![],
         });
-        assert!(decode::<BucketRecord>("bucket", &bytes).is_ok());
-        let mut future = bytes.clone();
-        future[0] = 99;
-        assert!(decode::<BucketRecord>("bucket", &future).is_err());
-        assert!(decode::<BucketRecord>("bucket", &[]).is_err());
+        assert!(decode::<AccessKeyRecord>("key", &bytes).is_ok());
+        let mut old = bytes.clone();
+        old[0] = 1;
+        assert!(decode::<AccessKeyRecord>("key", &old).is_err());
+        assert!(decode::<AccessKeyRecord>("key", &[]).is_err());
+    }
+
+    #[test]
+    fn random_ids_print_and_parse_as_hex() {
+        let id = BucketId([0xab; 16]);
+        assert_eq!(BucketId::parse(&id.to_hex()), Some(id));
+        assert_eq!(BucketId::parse("zz"), None);
     }
 }

@@ -4,10 +4,10 @@
 //! plus postcard); shard bodies travel raw. The admin API speaks JSON, since
 //! operators and scripts read it.
 
-use crate::hlc::Timestamp;
+use crate::command::{Outcome, Request};
 use crate::id::NodeId;
 use crate::layout::Layout;
-use crate::record::{MetaKey, Table, Versioned};
+use crate::record::{BucketId, GroupId, ListEntry, MetaKey, Table};
 use serde::{Deserialize, Serialize};
 
 /// The SigV4 service name node RPC requests are signed for.
@@ -18,7 +18,7 @@ pub const RPC_SIGNING_REGION: &str = "cairn";
 pub const SHARD_CHECKSUM_HEADER: &str = "x-cairn-shard-checksum";
 /// Largest number of records one metadata scan returns.
 pub const MAX_SCAN_LIMIT: u32 = 1000;
-/// Largest number of keys or writes in one metadata read or write batch.
+/// Largest number of keys in one metadata read.
 pub const MAX_META_BATCH: usize = 1000;
 
 /// Who a node is.
@@ -26,64 +26,149 @@ pub const MAX_META_BATCH: usize = 1000;
 pub struct NodeIdentity {
     /// Its id.
     pub node_id: NodeId,
-    /// The version of the layout it holds (0: none).
+    /// The version of the cluster map it holds (0: none).
     pub layout_version: u64,
 }
 
-/// Write a batch of metadata records; each is kept only if newer than what
-/// the replica has.
+/// `POST /v1/meta/command`: propose a command to a group.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MetaWriteRequest {
-    /// The writes.
-    pub writes: Vec<(MetaKey, Versioned)>,
+pub struct CommandRequest {
+    /// The group that owns the records.
+    pub group: GroupId,
+    /// The command and its id.
+    pub request: Request,
 }
 
-/// A replica's answer to a [`MetaWriteRequest`]: for each write, in order,
-/// `None` when it was applied, or the timestamp of the newer (or equal)
-/// record the replica kept instead.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MetaWriteResponse {
-    /// Per write: the kept newer timestamp, if the write lost.
-    pub newer: Vec<Option<Timestamp>>,
+/// Why a node could not serve a metadata request itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// It is not the group's leader; the leader it knows, if any.
+    NotLeader(Option<NodeId>),
+    /// It does not host the group, or the group cannot serve now (no
+    /// leader, no quorum, shutting down). Retry, elsewhere or later.
+    Unavailable(String),
 }
 
-/// Read a batch of metadata records.
+/// The answer to a [`CommandRequest`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MetaReadRequest {
-    /// The keys.
-    pub keys: Vec<MetaKey>,
+pub enum CommandReply {
+    /// Committed and applied: what apply decided.
+    Done(Outcome),
+    /// Not done here.
+    Refused(Refusal),
 }
 
-/// The replica's values for a [`MetaReadRequest`], in order.
+/// A linearizable read of one group, served by its leader.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MetaReadResponse {
-    /// `None` where the replica has never seen the key.
-    pub values: Vec<Option<Versioned>>,
+pub enum Read {
+    /// Point reads (at most [`MAX_META_BATCH`] keys).
+    Get(Vec<MetaKey>),
+    /// An ordered range of one partition key.
+    Scan {
+        /// Table.
+        table: Table,
+        /// Partition key.
+        partition_key: String,
+        /// Only sort keys starting with this.
+        prefix: String,
+        /// Only sort keys strictly after this.
+        start_after: Option<String>,
+        /// At most this many, 1..=[`MAX_SCAN_LIMIT`].
+        limit: u32,
+    },
+    /// A page of a bucket listing, rolled up by delimiter on the node.
+    ListObjects {
+        /// Bucket.
+        bucket: BucketId,
+        /// Only keys starting with this.
+        prefix: String,
+        /// Roll keys up to the first delimiter after the prefix.
+        delimiter: Option<String>,
+        /// Only keys (and prefixes) strictly after this.
+        start_after: Option<String>,
+        /// At most this many objects and prefixes, 1..=[`MAX_SCAN_LIMIT`].
+        limit: u32,
+    },
 }
 
-/// An ordered range scan of one partition key of one table.
+/// `POST /v1/meta/read`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MetaScanRequest {
-    /// Which table.
-    pub table: Table,
-    /// Which partition key.
-    pub partition_key: String,
-    /// Only sort keys starting with this.
-    pub prefix: String,
-    /// Only sort keys strictly after this.
-    pub start_after: Option<String>,
-    /// At most this many records (tombstones included), 1..=[`MAX_SCAN_LIMIT`].
-    pub limit: u32,
+pub struct ReadRequest {
+    /// The group.
+    pub group: GroupId,
+    /// What to read.
+    pub read: Read,
 }
 
-/// Records of a scan in sort-key order, tombstones included (the reader
-/// merges replicas before it drops them).
+/// One item of a listing page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ListItem {
+    /// An object.
+    Object(ListEntry),
+    /// A common prefix (ends with the delimiter).
+    Prefix(String),
+}
+
+/// The answer to a [`ReadRequest`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MetaScanResponse {
-    /// `(sort key, value)` pairs.
-    pub entries: Vec<(String, Versioned)>,
-    /// Whether the scan stopped at `limit` with records left.
-    pub truncated: bool,
+pub enum ReadReply {
+    /// For [`Read::Get`], in order.
+    Values(Vec<Option<Vec<u8>>>),
+    /// For [`Read::Scan`]: `(sort key, value)` in order, and whether the
+    /// scan stopped at its limit with records left.
+    Entries(Vec<(String, Vec<u8>)>, bool),
+    /// For [`Read::ListObjects`]: the items in order, and whether more follow.
+    Listing(Vec<ListItem>, bool),
+    /// Not served here.
+    Refused(Refusal),
+}
+
+/// `GET /v1/meta/system/watch?after=I`: the system records that changed
+/// after log index `I`, as soon as there are any (or none, after a wait).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum SystemChanges {
+    /// Changes up to `index` (applied and confirmed by the leader).
+    Changes {
+        /// The system group's applied index covered.
+        index: u64,
+        /// Keys written or deleted after the asked index, up to `index`.
+        keys: Vec<MetaKey>,
+    },
+    /// The asked index is too old to list changes since (or from another
+    /// leader's memory): forget everything cached, continue from `index`.
+    Reset {
+        /// The applied index to continue from.
+        index: u64,
+    },
+    /// Not served here.
+    Refused(Refusal),
+}
+
+/// `POST /v1/cluster/bootstrap`: the answer of one node asked to take
+/// part in creating a cluster with a first layout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum BootstrapReply {
+    /// This node belongs to that cluster now.
+    Accepted,
+    /// This node already belongs to a cluster: its map.
+    AlreadyCreated(Option<Layout>),
+    /// This node accepted another first layout (a concurrent creation).
+    Conflict,
+}
+
+/// One metadata group as a node hosting it sees it (`GET /v1/groups`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    /// The group.
+    pub group: GroupId,
+    /// Whether this node leads it.
+    pub leading: bool,
+    /// The leader this node knows of.
+    pub leader: Option<NodeId>,
+    /// The current term.
+    pub term: u64,
+    /// The last log index applied here.
+    pub applied: u64,
 }
 
 /// Counters a node reports about itself.
@@ -95,8 +180,12 @@ pub struct NodeStats {
     pub shard_bytes: u64,
     /// Shards found corrupt (checksum mismatch) or missing on read since start.
     pub corrupt_shards_detected: u64,
-    /// Metadata records stored (tombstones included).
+    /// Metadata records stored, all groups this node hosts together (RocksDB's estimate).
     pub metadata_records: u64,
+    /// Metadata groups hosted here.
+    pub groups: u64,
+    /// Of them, those this node leads.
+    pub groups_led: u64,
 }
 
 /// Stage changes to the layout: nodes added or changed, removed, a new profile.

@@ -409,46 +409,6 @@ async fn identical_content_is_stored_once() {
 }
 
 #[tokio::test]
-async fn the_last_acknowledged_write_wins_when_gateway_clocks_disagree() {
-    // Gateway 0's clock runs a minute ahead of gateway 1's.
-    let mut opts = cairn_tests::Options::nodes(6);
-    opts.gateways = 2;
-    opts.clock_offsets_ms = vec![60_000, 0];
-    let cluster = Cluster::start_with(opts).await.unwrap();
-    let (ahead, behind) = (cluster.s3_at(0), cluster.s3_at(1));
-    ahead.create_bucket().bucket("skew").send().await.unwrap();
-    put(&ahead, "skew", "k", b"first, from the fast clock".to_vec()).await;
-    put(
-        &behind,
-        "skew",
-        "k",
-        b"second, from the slow clock".to_vec(),
-    )
-    .await;
-    for s3 in [&ahead, &behind] {
-        assert_eq!(get(s3, "skew", "k").await, b"second, from the slow clock");
-    }
-    behind
-        .delete_object()
-        .bucket("skew")
-        .key("k")
-        .send()
-        .await
-        .unwrap();
-    for s3 in [&ahead, &behind] {
-        assert!(
-            s3.head_object()
-                .bucket("skew")
-                .key("k")
-                .send()
-                .await
-                .is_err(),
-            "the later delete wins"
-        );
-    }
-}
-
-#[tokio::test]
 async fn two_gateways_read_each_others_writes() {
     let mut opts = cairn_tests::Options::nodes(6);
     opts.gateways = 2;

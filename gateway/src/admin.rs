@@ -15,11 +15,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use cairn::codec::ErasureProfile;
+use cairn::command::{Command, Outcome};
 use cairn::id::NodeId;
-use cairn::layout::{DEFAULT_PARTITION_BITS, Layout, NodeInfo, PlacementTable};
-use cairn::record::{self, AccessKeyRecord, BucketRecord, MetaKey, ObjectRecord, Table};
+use cairn::layout::{
+    DEFAULT_METADATA_GROUPS, DEFAULT_PARTITION_BITS, Layout, NodeInfo, PlacementTable,
+};
+use cairn::record::{AccessKeyRecord, BucketRecord, GroupId, Table};
 use cairn::rpc::admin::*;
-use cairn::rpc::{MAX_SCAN_LIMIT, StagedLayout};
+use cairn::rpc::{ListItem, MAX_SCAN_LIMIT, StagedLayout};
+use cairn_node::table::client::MapSource;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -42,6 +46,12 @@ impl IntoResponse for AdminFailure {
             }),
         )
             .into_response()
+    }
+}
+
+impl From<cairn_node::Error> for AdminFailure {
+    fn from(e: cairn_node::Error) -> Self {
+        crate::error::Error::from(e).into()
     }
 }
 
@@ -155,7 +165,7 @@ async fn discover(gw: &Gateway) -> Vec<DiscoveredNode> {
         .collect()
 }
 
-/// Sum of object counts and sizes over every bucket.
+/// Sum of object counts and sizes over every bucket (a listing of each).
 async fn object_totals(gw: &Gateway) -> crate::error::Result<(u64, u64)> {
     let buckets = crate::s3::bucket::all_buckets(gw)
         .await
@@ -164,25 +174,20 @@ async fn object_totals(gw: &Gateway) -> crate::error::Result<(u64, u64)> {
     for b in buckets {
         let mut after: Option<String> = None;
         loop {
-            let page = gw
+            let (items, more) = gw
                 .meta
-                .scan(
-                    Table::Objects,
-                    &b.name,
-                    "",
-                    after.as_deref(),
-                    MAX_SCAN_LIMIT,
-                )
+                .client
+                .list_objects(b.id, "", None, after.as_deref(), MAX_SCAN_LIMIT)
                 .await?;
-            for (_, v) in &page.entries {
-                if let Ok(rec) = record::decode::<ObjectRecord>("object record", v) {
+            for item in items {
+                if let ListItem::Object(e) = item {
                     objects += 1;
-                    bytes += rec.size;
+                    bytes += e.size;
+                    after = Some(e.key);
                 }
             }
-            match page.next_after {
-                Some(a) => after = Some(a),
-                None => break,
+            if !more {
+                break;
             }
         }
     }
@@ -191,7 +196,7 @@ async fn object_totals(gw: &Gateway) -> crate::error::Result<(u64, u64)> {
 
 async fn status(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<ClusterStatus>> {
     gw.cluster.refresh().await;
-    let layout = gw.cluster.placement().ok().map(|p| p.layout.clone());
+    let layout = gw.cluster.map().map(|m| m.as_ref().clone());
     let addrs = gw.cluster.known_addrs();
     let answers = futures::future::join_all(addrs.iter().map(|a| async {
         let id = gw.cluster.client.rpc_identity(a).await;
@@ -277,7 +282,7 @@ async fn write_staged(gw: &Gateway, staged: &StagedLayout) -> AdminResult<()> {
 async fn layout(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<LayoutView>> {
     gw.cluster.refresh().await;
     Ok(Json(LayoutView {
-        current: gw.cluster.placement().ok().map(|p| p.layout.clone()),
+        current: gw.cluster.map().map(|m| m.as_ref().clone()),
         staged: read_staged(&gw).await,
         nodes: discover(&gw).await,
     }))
@@ -286,7 +291,7 @@ async fn layout(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<LayoutView>>
 /// Stage a node's zone and capacity (shared with `--dev`).
 pub async fn stage_assign(gw: &Gateway, req: AssignRequest) -> AdminResult<StagedLayout> {
     let nodes = discover(gw).await;
-    let current = gw.cluster.placement().ok();
+    let current = gw.cluster.map();
     let addr = nodes
         .iter()
         .find(|n| n.id == Some(req.node_id))
@@ -294,7 +299,7 @@ pub async fn stage_assign(gw: &Gateway, req: AssignRequest) -> AdminResult<Stage
         .or_else(|| {
             current
                 .as_ref()
-                .and_then(|p| p.layout.node(req.node_id).map(|n| n.addr.clone()))
+                .and_then(|m| m.node(req.node_id).map(|n| n.addr.clone()))
         })
         .ok_or_else(|| {
             AdminFailure::new(
@@ -343,10 +348,14 @@ async fn remove(
     Ok(Json(staged))
 }
 
-/// Apply the staged changes as the next layout version (shared with `--dev`).
+/// Apply the staged changes as the next cluster map version (shared with
+/// `--dev`). The first map creates the cluster (its metadata groups start
+/// on their voters); every later one is a compare-and-set on the version
+/// it was computed from, so of two concurrent applies one wins and the
+/// other is told of the conflict.
 pub async fn apply_staged(gw: &Gateway, req: ApplyRequest) -> AdminResult<Layout> {
     gw.cluster.refresh().await;
-    let current = gw.cluster.placement().ok().map(|p| p.layout.clone());
+    let current = gw.cluster.map().map(|m| m.as_ref().clone());
     let staged = read_staged(gw).await;
     let mut nodes: Vec<NodeInfo> = current
         .as_ref()
@@ -366,76 +375,104 @@ pub async fn apply_staged(gw: &Gateway, req: ApplyRequest) -> AdminResult<Layout
         })
         .or(current.as_ref().map(|l| l.profile))
         .unwrap_or_else(|| ErasureProfile::default_for(nodes.len()));
-    let layout = Layout {
+    let invalid = |e: cairn::Error| {
+        AdminFailure::new(StatusCode::BAD_REQUEST, "InvalidLayout", e.to_string())
+    };
+    let mut layout = Layout {
         version: current.as_ref().map(|l| l.version).unwrap_or(0) + 1,
         profile,
         partition_bits: current
             .as_ref()
             .map(|l| l.partition_bits)
             .unwrap_or(DEFAULT_PARTITION_BITS),
+        groups: current
+            .as_ref()
+            .map(|l| l.groups.clone())
+            .unwrap_or_default(),
         nodes,
     };
-    let table = PlacementTable::build(&layout)
-        .map_err(|e| AdminFailure::new(StatusCode::BAD_REQUEST, "InvalidLayout", e.to_string()))?;
-    if let Some(cur) = &current {
-        let old = PlacementTable::build(cur).expect("the current layout is valid");
-        let moves = (0..table.partition_count())
-            .any(|p| table.partition_nodes(p) != old.partition_nodes(p));
-        if (moves || layout.profile != cur.profile) && !req.force {
+    let Some(cur) = &current else {
+        layout
+            .assign_groups(DEFAULT_METADATA_GROUPS)
+            .map_err(invalid)?;
+        PlacementTable::build(&layout).map_err(invalid)?;
+        cairn_node::table::client::create_cluster(&gw.cluster.client, layout.clone())
+            .await
+            .map_err(|e| {
+                AdminFailure::new(StatusCode::CONFLICT, "ClusterNotCreated", e.to_string())
+            })?;
+        gw.cluster.adopt(layout.clone())?;
+        gw.cluster.spawn_watchers();
+        clear_staged(gw, layout.version).await?;
+        return Ok(layout);
+    };
+    if let Some(v) = layout
+        .groups
+        .iter()
+        .flat_map(|g| &g.voters)
+        .find(|v| layout.node(**v).is_none())
+    {
+        return Err(AdminFailure::new(
+            StatusCode::CONFLICT,
+            "RebalanceNotAvailable",
+            format!("node {v} holds metadata; moving metadata groups is not built yet"),
+        ));
+    }
+    let table = PlacementTable::build(&layout).map_err(invalid)?;
+    let old = PlacementTable::build(cur).expect("the current layout is valid");
+    let moves =
+        (0..table.partition_count()).any(|p| table.partition_nodes(p) != old.partition_nodes(p));
+    if (moves || layout.profile != cur.profile) && !req.force {
+        return Err(AdminFailure::new(
+            StatusCode::CONFLICT,
+            "RebalanceNotAvailable",
+            "this change moves data between nodes, and the rebalancer is not built yet; \
+             existing objects would become unreadable (pass force to apply anyway)",
+        ));
+    }
+    let outcome = gw
+        .meta
+        .system(Command::SetClusterMap {
+            expected: cur.version,
+            layout: layout.clone(),
+        })
+        .await?;
+    match outcome {
+        Outcome::Ok => {}
+        Outcome::ClusterMapConflict { current } => {
             return Err(AdminFailure::new(
                 StatusCode::CONFLICT,
-                "RebalanceNotAvailable",
-                "this change moves data between nodes, and the rebalancer is not built yet; \
-                 existing objects would become unreadable (pass force to apply anyway)",
+                "LayoutConflict",
+                format!(
+                    "the layout changed meanwhile (it is at version {current}, this change was \
+                     computed from {}); look at it again and re-apply",
+                    cur.version
+                ),
+            ));
+        }
+        other => {
+            return Err(AdminFailure::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidLayout",
+                format!("{other:?}"),
             ));
         }
     }
-    let targets: Vec<String> = {
-        let mut t: Vec<String> = layout.nodes.iter().map(|n| n.addr.clone()).collect();
-        t.extend(gw.cluster.known_addrs());
-        t.sort();
-        t.dedup();
-        t
-    };
-    let results = futures::future::join_all(
-        targets
-            .iter()
-            .map(|a| gw.cluster.client.rpc_put_layout(a, &layout)),
-    )
-    .await;
-    let acked = layout
-        .nodes
-        .iter()
-        .filter(|n| {
-            targets
-                .iter()
-                .position(|a| *a == n.addr)
-                .is_some_and(|i| results[i].is_ok())
-        })
-        .count();
-    if acked < layout.nodes.len() / 2 + 1 {
-        return Err(AdminFailure::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Unavailable",
-            format!(
-                "only {acked} of {} nodes accepted the layout",
-                layout.nodes.len()
-            ),
-        ));
-    }
-    gw.cluster
-        .adopt(layout.clone())
-        .map_err(|e| AdminFailure::new(StatusCode::BAD_REQUEST, "InvalidLayout", e.to_string()))?;
+    gw.cluster.adopt(layout.clone())?;
     gw.cluster.spawn_watchers();
+    clear_staged(gw, layout.version).await?;
+    Ok(layout)
+}
+
+async fn clear_staged(gw: &Gateway, version: u64) -> AdminResult<()> {
     write_staged(
         gw,
         &StagedLayout {
-            base_version: layout.version,
+            base_version: version,
             ..Default::default()
         },
     )
-    .await?;
-    Ok(layout)
+    .await
 }
 
 async fn apply(
@@ -451,7 +488,14 @@ const MAX_KEYS_LISTED: usize = 100_000;
 async fn list_keys(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<Vec<KeyInfo>>> {
     let (keys, _) = gw
         .meta
-        .scan_all::<AccessKeyRecord>(Table::AccessKeys, "", None, MAX_KEYS_LISTED)
+        .client
+        .scan_all::<AccessKeyRecord>(
+            GroupId::SYSTEM,
+            Table::AccessKeys,
+            "",
+            None,
+            MAX_KEYS_LISTED,
+        )
         .await?;
     Ok(Json(
         keys.into_iter()
@@ -468,15 +512,13 @@ async fn list_keys(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<Vec<KeyIn
 pub async fn create_key_record(gw: &Gateway, name: &str) -> crate::error::Result<CreatedKey> {
     let id = format!("GK{}", hex::encode_upper(rand::random::<[u8; 9]>()));
     let secret = hex::encode(rand::random::<[u8; 24]>());
-    let rec = AccessKeyRecord {
+    let record = AccessKeyRecord {
         access_key_id: id.clone(),
         secret_access_key: secret.clone(),
         name: name.to_owned(),
         created_ms: crate::s3::now_ms(),
     };
-    gw.meta
-        .put(MetaKey::new(Table::AccessKeys, "", &id), &rec)
-        .await?;
+    gw.meta.system(Command::PutAccessKey { record }).await?;
     Ok(CreatedKey {
         access_key_id: id,
         secret_access_key: secret,
@@ -497,20 +539,36 @@ async fn create_key(
     Ok(Json(create_key_record(&gw, &req.name).await?))
 }
 
+fn no_such_key(id: &str) -> AdminFailure {
+    AdminFailure::new(
+        StatusCode::NOT_FOUND,
+        "NoSuchKey",
+        format!("no access key {id}"),
+    )
+}
+
+fn no_such_bucket() -> AdminFailure {
+    AdminFailure::new(
+        StatusCode::NOT_FOUND,
+        "NoSuchBucket",
+        "The specified bucket does not exist",
+    )
+}
+
 async fn delete_key(
     State(gw): State<Arc<Gateway>>,
     Path(id): Path<String>,
 ) -> AdminResult<StatusCode> {
-    let key = MetaKey::new(Table::AccessKeys, "", &id);
-    if gw.meta.get_raw(&key).await?.is_none() {
-        return Err(AdminFailure::new(
-            StatusCode::NOT_FOUND,
-            "NoSuchKey",
-            format!("no access key {id}"),
-        ));
+    match gw
+        .meta
+        .system(Command::DeleteAccessKey {
+            access_key_id: id.clone(),
+        })
+        .await?
+    {
+        Outcome::Ok => Ok(StatusCode::NO_CONTENT),
+        _ => Err(no_such_key(&id)),
     }
-    gw.meta.delete(key).await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 fn bucket_info(b: BucketRecord) -> BucketInfo {
@@ -554,15 +612,8 @@ async fn delete_bucket(
     State(gw): State<Arc<Gateway>>,
     Path(name): Path<String>,
 ) -> AdminResult<StatusCode> {
-    let key = MetaKey::new(Table::Buckets, "", &name);
-    if gw.meta.get_raw(&key).await?.is_none() {
-        return Err(AdminFailure::new(
-            StatusCode::NOT_FOUND,
-            "NoSuchBucket",
-            "The specified bucket does not exist",
-        ));
-    }
-    bucket_admin::delete_checked(&gw, &name).await?;
+    let bucket = gw.meta.bucket(&name).await?.ok_or_else(no_such_bucket)?;
+    bucket_admin::delete_checked(&gw, &bucket).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -571,24 +622,23 @@ async fn allow_bucket(
     Path(name): Path<String>,
     Json(req): Json<AllowRequest>,
 ) -> AdminResult<Json<BucketInfo>> {
-    let key = MetaKey::new(Table::Buckets, "", &name);
-    let mut bucket: BucketRecord = gw.meta.get(&key).await?.ok_or_else(|| {
-        AdminFailure::new(
-            StatusCode::NOT_FOUND,
-            "NoSuchBucket",
-            "The specified bucket does not exist",
-        )
-    })?;
-    if !gw.is_root(&req.access_key_id) && gw.access_key(&req.access_key_id).await?.is_none() {
-        return Err(AdminFailure::new(
-            StatusCode::NOT_FOUND,
-            "NoSuchKey",
-            format!("no access key {}", req.access_key_id),
-        ));
+    if gw.is_root(&req.access_key_id) {
+        // The root key may use every bucket already.
+        let bucket = gw.meta.bucket(&name).await?.ok_or_else(no_such_bucket)?;
+        return Ok(Json(bucket_info(bucket)));
     }
-    if !bucket.allowed_keys.contains(&req.access_key_id) {
-        bucket.allowed_keys.push(req.access_key_id);
+    match gw
+        .meta
+        .system(Command::AllowKey {
+            name: name.clone(),
+            access_key_id: req.access_key_id.clone(),
+        })
+        .await?
+    {
+        Outcome::Ok => {}
+        Outcome::NoSuchBucket => return Err(no_such_bucket()),
+        _ => return Err(no_such_key(&req.access_key_id)),
     }
-    gw.meta.put(key, &bucket).await?;
+    let bucket = gw.meta.bucket(&name).await?.ok_or_else(no_such_bucket)?;
     Ok(Json(bucket_info(bucket)))
 }

@@ -1,17 +1,19 @@
-//! The gateway's view of the cluster: the current layout, its placement
+//! The gateway's view of the cluster: the cluster map, its placement
 //! table, node addresses, and the signing RPC client.
 //!
-//! The layout is read from the nodes (the highest version any of them holds)
-//! at start, then each known node is watched (a long poll that answers as
-//! soon as the node holds a newer layout), so a layout applied through any
-//! gateway reaches every gateway at once. The placement table is built once
-//! per version, never on the request path.
+//! The map is read from the nodes (the highest version any of them holds)
+//! at start; then each known node is watched (a long poll that answers as
+//! soon as the node holds a newer map), so a map committed by the system
+//! group reaches every gateway at once. Versions come only from the system
+//! group's compare-and-set, so two maps with one version are the same map.
+//! The placement table is built once per version, never on the request path.
 
 use crate::error::{Error, Result};
-use cairn::id::NodeId;
-use cairn::layout::{Layout, PlacementTable};
+use cairn::layout::Layout;
+use cairn_node::chunks::Placement;
 use cairn_node::client::NodeClient;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use cairn_node::table::client::MapSource;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -21,20 +23,9 @@ pub const WATCH_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// Time a readiness check gives the nodes to answer.
 pub const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A layout with its placement table.
-pub struct Placement {
-    /// The layout.
-    pub layout: Layout,
-    /// Its table.
-    pub table: PlacementTable,
-    addrs: BTreeMap<NodeId, String>,
-}
-
-impl Placement {
-    /// Address of a node of the layout.
-    pub fn addr(&self, id: NodeId) -> &str {
-        self.addrs.get(&id).map(String::as_str).unwrap_or("")
-    }
+struct Current {
+    layout: Arc<Layout>,
+    placement: Arc<Placement>,
 }
 
 /// The cluster as this gateway sees it.
@@ -42,9 +33,19 @@ pub struct Cluster {
     /// The RPC client.
     pub client: NodeClient,
     seeds: Vec<String>,
-    placement: RwLock<Option<Arc<Placement>>>,
+    current: RwLock<Option<Current>>,
     // Addresses with a running watch task.
     watched: Mutex<HashSet<String>>,
+}
+
+impl MapSource for Cluster {
+    fn map(&self) -> Option<Arc<Layout>> {
+        self.current
+            .read()
+            .expect("map lock poisoned")
+            .as_ref()
+            .map(|c| c.layout.clone())
+    }
 }
 
 impl Cluster {
@@ -53,51 +54,57 @@ impl Cluster {
         Self {
             client,
             seeds,
-            placement: RwLock::new(None),
+            current: RwLock::new(None),
             watched: Mutex::new(HashSet::new()),
         }
     }
 
     /// The current placement, or [`Error::NoLayout`].
     pub fn placement(&self) -> Result<Arc<Placement>> {
-        self.placement
+        self.current
             .read()
-            .expect("placement lock poisoned")
-            .clone()
+            .expect("map lock poisoned")
+            .as_ref()
+            .map(|c| c.placement.clone())
             .ok_or(Error::NoLayout)
     }
 
-    /// Every address known: seeds plus layout nodes.
+    /// The current map's version (0: none).
+    pub fn version(&self) -> u64 {
+        self.map().map(|m| m.version).unwrap_or(0)
+    }
+
+    /// Every address known: seeds plus the map's nodes.
     pub fn known_addrs(&self) -> Vec<String> {
         let mut set: BTreeSet<String> = self.seeds.iter().cloned().collect();
-        if let Ok(p) = self.placement() {
-            set.extend(p.layout.nodes.iter().map(|n| n.addr.clone()));
+        if let Some(m) = self.map() {
+            set.extend(m.nodes.iter().map(|n| n.addr.clone()));
         }
         set.into_iter().collect()
     }
 
-    /// Adopt `layout` if it is newer than the current one.
+    /// Adopt `layout` if it is newer than the current map.
     pub fn adopt(&self, layout: Layout) -> Result<()> {
-        let current = self.placement().map(|p| p.layout.version).unwrap_or(0);
-        if layout.version <= current {
+        if layout.version <= self.version() {
             return Ok(());
         }
-        let table = PlacementTable::build(&layout)?;
-        let addrs = layout
-            .nodes
-            .iter()
-            .map(|n| (n.id, n.addr.clone()))
-            .collect();
-        tracing::info!(version = layout.version, "adopting layout");
-        *self.placement.write().expect("placement lock poisoned") = Some(Arc::new(Placement {
-            layout,
-            table,
-            addrs,
-        }));
+        let placement = Arc::new(Placement::new(layout.clone())?);
+        let mut current = self.current.write().expect("map lock poisoned");
+        if current
+            .as_ref()
+            .is_some_and(|c| c.layout.version >= layout.version)
+        {
+            return Ok(());
+        }
+        tracing::info!(version = layout.version, "adopting cluster map");
+        *current = Some(Current {
+            layout: Arc::new(layout),
+            placement,
+        });
         Ok(())
     }
 
-    /// Ask every known node for its layout and adopt the newest.
+    /// Ask every known node for its map and adopt the newest.
     pub async fn refresh(&self) {
         let addrs = self.known_addrs();
         let answers =
@@ -109,12 +116,12 @@ impl Cluster {
         if let Some(layout) = newest
             && let Err(e) = self.adopt(layout)
         {
-            tracing::warn!(error = %e, "a node holds an unusable layout");
+            tracing::warn!(error = %e, "a node holds an unusable cluster map");
         }
     }
 
-    /// Watch every known node for newer layouts, for as long as the view
-    /// lives; nodes that join the layout later are watched from then on.
+    /// Watch every known node for newer maps, for as long as the view
+    /// lives; nodes that join the map later are watched from then on.
     pub fn spawn_watchers(self: &Arc<Self>) {
         for addr in self.known_addrs() {
             let fresh = self
@@ -128,31 +135,32 @@ impl Cluster {
         }
     }
 
-    /// Whether this gateway can serve requests: it has a layout and a
-    /// majority of the layout's nodes answer. `Err` says why not.
+    /// Whether this gateway can serve requests: it has a map and a majority
+    /// of the map's nodes answer. `Err` says why not.
     pub async fn readiness(&self) -> std::result::Result<(), String> {
-        let placement = self.placement().map_err(|e| e.to_string())?;
-        let nodes = &placement.layout.nodes;
+        let Some(map) = self.map() else {
+            return Err(Error::NoLayout.to_string());
+        };
         let answers =
-            futures::future::join_all(nodes.iter().map(|n| {
+            futures::future::join_all(map.nodes.iter().map(|n| {
                 tokio::time::timeout(READY_PROBE_TIMEOUT, self.client.rpc_identity(&n.addr))
             }))
             .await;
         let up = answers.iter().filter(|a| matches!(a, Ok(Ok(_)))).count();
-        let need = nodes.len() / 2 + 1;
+        let need = map.nodes.len() / 2 + 1;
         if up >= need {
             Ok(())
         } else {
             Err(format!(
                 "only {up} of {} storage nodes answer ({need} needed)",
-                nodes.len()
+                map.nodes.len()
             ))
         }
     }
 }
 
-/// Long-poll one node for newer layouts until the view is dropped or the
-/// node leaves the known addresses.
+/// Long-poll one node for newer maps until the view is dropped or the node
+/// leaves the known addresses.
 async fn watch(cluster: Weak<Cluster>, addr: String) {
     loop {
         let Some(c) = cluster.upgrade() else { return };
@@ -163,14 +171,14 @@ async fn watch(cluster: Weak<Cluster>, addr: String) {
                 .remove(&addr);
             return;
         }
-        let after = c.placement().map(|p| p.layout.version).unwrap_or(0);
+        let after = c.version();
         let client = c.client.clone();
         drop(c);
-        match client.rpc_watch_layout(&addr, after).await {
+        match client.rpc_watch_map(&addr, after).await {
             Ok(Some(layout)) if layout.version > after => {
                 let Some(c) = cluster.upgrade() else { return };
                 if let Err(e) = c.adopt(layout) {
-                    tracing::warn!(%addr, error = %e, "a node holds an unusable layout");
+                    tracing::warn!(%addr, error = %e, "a node holds an unusable cluster map");
                     drop(c);
                     tokio::time::sleep(WATCH_RETRY_INTERVAL).await;
                     continue;

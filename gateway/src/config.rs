@@ -45,9 +45,6 @@ pub struct GatewayConfig {
     pub inline_threshold_bytes: usize,
     /// Chunked PUTs and GETs served at once (beyond: 503 SlowDown).
     pub max_concurrent_transfers: usize,
-    /// Shift of this gateway's clock in ms. Always 0 in production; tests use
-    /// it to check that writes stay ordered when clocks disagree.
-    pub clock_offset_ms: i64,
 }
 
 impl GatewayConfig {

@@ -86,9 +86,11 @@ pub async fn run(
             data_dir: dir.clone(),
             cluster_secret: secret.clone(),
             fsync: true,
+            read_barrier: cairn_node::table::ReadBarrier::Lease,
         };
-        let node =
-            Node::open(&config, metrics.clone()).with_context(|| format!("opening node {i}"))?;
+        let node = Node::open(&config, metrics.clone())
+            .await
+            .with_context(|| format!("opening node {i}"))?;
         let addr_file = dir.join("addr");
         let want = std::fs::read_to_string(&addr_file)
             .map(|s| s.trim().to_owned())
@@ -116,10 +118,9 @@ pub async fn run(
         chunk_size_bytes: DEFAULT_CHUNK_SIZE_BYTES,
         inline_threshold_bytes: DEFAULT_INLINE_THRESHOLD_BYTES,
         max_concurrent_transfers: DEFAULT_MAX_CONCURRENT_TRANSFERS,
-        clock_offset_ms: 0,
     };
     let gw: Arc<Gateway> = Gateway::new(config, metrics).await?;
-    if gw.cluster.placement().is_err() {
+    if gw.cluster.version() == 0 {
         for (i, (id, _)) in addrs.iter().enumerate() {
             stage_assign(
                 &gw,

@@ -48,9 +48,6 @@ struct Args {
     /// Chunked PUTs and GETs served at once; beyond it, 503 SlowDown.
     #[arg(long, default_value_t = DEFAULT_MAX_CONCURRENT_TRANSFERS)]
     max_concurrent_transfers: usize,
-    /// Shift this gateway's clock (ms) — for tests of clock disagreement.
-    #[arg(long, default_value_t = 0, hide = true, allow_hyphen_values = true)]
-    clock_offset_ms: i64,
     /// Write the bound address to this file once listening.
     #[arg(long)]
     addr_file: Option<PathBuf>,
@@ -70,7 +67,11 @@ fn secret_from(file: &Option<PathBuf>, env: &str, what: &str) -> anyhow::Result<
 async fn main() -> anyhow::Result<()> {
     // s3s logs every failed operation at ERROR, 4xx included, with the
     // whole response; the gateway logs one line per failed request itself.
-    cairn_node::logging::init("info,s3s=off");
+    // (--dev embeds nodes: their filter applies too.)
+    cairn_node::logging::init(&format!(
+        "{},s3s=off",
+        cairn_node::logging::NODE_DEFAULT_FILTER
+    ));
     let args = Args::parse();
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
@@ -105,7 +106,6 @@ async fn main() -> anyhow::Result<()> {
         chunk_size_bytes: args.chunk_size_bytes,
         inline_threshold_bytes: args.inline_threshold_bytes,
         max_concurrent_transfers: args.max_concurrent_transfers,
-        clock_offset_ms: args.clock_offset_ms,
     };
     let gw = Gateway::new(config, metrics).await?;
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -8,7 +8,7 @@ use crate::config::GatewayConfig;
 use crate::data::DataPath;
 use crate::error::Result;
 use crate::meta::Meta;
-use cairn::record::{AccessKeyRecord, MetaKey, Table};
+use cairn::record::AccessKeyRecord;
 use cairn_node::client::NodeClient;
 use std::sync::Arc;
 
@@ -37,8 +37,7 @@ impl Gateway {
         let cluster = Arc::new(Cluster::new(client, config.seed_nodes.clone()));
         cluster.refresh().await;
         cluster.spawn_watchers();
-        let writer = rand::random::<u64>();
-        let meta = Arc::new(Meta::new(cluster.clone(), writer, config.clock_offset_ms));
+        let meta = Meta::new(cluster.clone());
         let data = Arc::new(DataPath::new(
             cluster.clone(),
             meta.clone(),
@@ -46,7 +45,6 @@ impl Gateway {
             config.inline_threshold_bytes,
             config.max_concurrent_transfers,
         ));
-        data.spawn_repairer();
         Ok(Arc::new(Self {
             config,
             cluster,
@@ -61,10 +59,8 @@ impl Gateway {
         access_key == self.config.root_access_key
     }
 
-    /// Look up an access key (quorum read).
+    /// Look up an access key (cached; see `meta`).
     pub async fn access_key(&self, id: &str) -> Result<Option<AccessKeyRecord>> {
-        self.meta
-            .get(&MetaKey::new(Table::AccessKeys, "", id))
-            .await
+        self.meta.access_key(id).await
     }
 }

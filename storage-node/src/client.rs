@@ -4,13 +4,12 @@
 use crate::auth;
 use crate::error::{Error, Result};
 use bytes::Bytes;
-use cairn::hlc::Timestamp;
 use cairn::id::{ChunkId, shard_checksum};
 use cairn::layout::Layout;
-use cairn::record::{self, MetaKey, Versioned};
+use cairn::record;
 use cairn::rpc::{
-    MetaReadRequest, MetaReadResponse, MetaScanRequest, MetaScanResponse, MetaWriteRequest,
-    MetaWriteResponse, NodeIdentity, NodeStats, SHARD_CHECKSUM_HEADER, StagedLayout,
+    BootstrapReply, CommandReply, NodeIdentity, NodeStats, ReadReply, SHARD_CHECKSUM_HEADER,
+    StagedLayout, SystemChanges,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,9 +32,14 @@ pub const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 /// layout) still reach it, and the first success clears it.
 pub const SUSPECT_FOR: Duration = Duration::from_secs(10);
 
-/// Time allowed for a layout watch: the node's own wait plus a margin.
+/// Time allowed for a cluster-map watch: the node's own wait plus a margin.
 pub const WATCH_TIMEOUT: Duration =
-    Duration::from_secs(crate::server::LAYOUT_WATCH_WAIT.as_secs() + 5);
+    Duration::from_secs(crate::table::groups::MAP_WATCH_WAIT.as_secs() + 5);
+/// Time allowed for a metadata command or read: the node's own wait for a
+/// commit (or a leadership check) plus a margin.
+pub const META_RPC_TIMEOUT: Duration = Duration::from_secs(4);
+/// Time allowed for a system-change watch (the node waits half a second).
+pub const SYSTEM_CHANGES_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// A signing HTTP client for the node RPC. Cheap to clone.
 #[derive(Clone)]
@@ -272,63 +276,95 @@ impl NodeClient {
         Self::ok(addr, resp).await.map(|_| ())
     }
 
-    /// Write metadata records on one replica; per write, `None` when it
-    /// was applied, or the newer timestamp the replica kept instead.
-    pub async fn rpc_meta_write(
+    async fn post_control<T: serde::de::DeserializeOwned>(
         &self,
         addr: &str,
-        writes: Vec<(MetaKey, Versioned)>,
-    ) -> Result<Vec<Option<Timestamp>>> {
-        let body = record::encode(&MetaWriteRequest { writes });
-        let r: MetaWriteResponse = self
-            .control(
-                addr,
-                reqwest::Method::POST,
-                "/v1/meta/write",
-                Some(body),
-                "meta write answer",
-                Kind::Work,
-            )
-            .await?;
-        Ok(r.newer)
+        path: &str,
+        body: Vec<u8>,
+        what: &'static str,
+        timeout: Duration,
+    ) -> Result<T> {
+        let b = self.http.post(format!("http://{addr}{path}")).body(body);
+        let resp = self.send_kind(addr, b, timeout, Kind::Work).await?;
+        let bytes = self.body(addr, resp).await?;
+        Ok(record::decode(what, &bytes)?)
     }
 
-    /// Read metadata records from one replica.
-    pub async fn rpc_meta_read(
-        &self,
-        addr: &str,
-        keys: Vec<MetaKey>,
-    ) -> Result<Vec<Option<Versioned>>> {
-        let body = record::encode(&MetaReadRequest { keys });
-        let r: MetaReadResponse = self
-            .control(
-                addr,
-                reqwest::Method::POST,
-                "/v1/meta/read",
-                Some(body),
-                "meta read answer",
-                Kind::Work,
-            )
-            .await?;
-        Ok(r.values)
-    }
-
-    /// Range-scan one replica.
-    pub async fn rpc_meta_scan(
-        &self,
-        addr: &str,
-        req: &MetaScanRequest,
-    ) -> Result<MetaScanResponse> {
-        let body = record::encode(req);
-        self.control(
+    /// Propose a metadata command (an encoded `CommandRequest`) to a node.
+    pub async fn rpc_meta_command(&self, addr: &str, body: Vec<u8>) -> Result<CommandReply> {
+        self.post_control(
             addr,
-            reqwest::Method::POST,
-            "/v1/meta/scan",
-            Some(body),
-            "meta scan answer",
-            Kind::Work,
+            "/v1/meta/command",
+            body,
+            "command reply",
+            META_RPC_TIMEOUT,
         )
         .await
+    }
+
+    /// A metadata read (an encoded `ReadRequest`) on a node.
+    pub async fn rpc_meta_read(&self, addr: &str, body: Vec<u8>) -> Result<ReadReply> {
+        self.post_control(addr, "/v1/meta/read", body, "read reply", META_RPC_TIMEOUT)
+            .await
+    }
+
+    /// Raft messages for a node (an encoded batch); the encoded replies.
+    pub async fn rpc_raft(&self, addr: &str, body: Vec<u8>, timeout: Duration) -> Result<Bytes> {
+        let b = self.http.post(format!("http://{addr}/v1/raft")).body(body);
+        // Raft has its own backoff: never skip a peer here.
+        let resp = self.send_kind(addr, b, timeout, Kind::Probe).await?;
+        self.body(addr, resp).await
+    }
+
+    /// The system records changed after `after` (a long poll of the
+    /// system group's leader).
+    pub async fn rpc_system_changes(&self, addr: &str, after: u64) -> Result<SystemChanges> {
+        let b = self.watch_http.get(format!(
+            "http://{addr}/v1/meta/system/changes?after={after}"
+        ));
+        let resp = self
+            .send_kind(addr, b, SYSTEM_CHANGES_TIMEOUT, Kind::Work)
+            .await?;
+        let bytes = self.body(addr, resp).await?;
+        Ok(record::decode("system changes", &bytes)?)
+    }
+
+    /// The node's cluster map once its version is past `after`, or its
+    /// current one after the node's watch wait (a long poll).
+    pub async fn rpc_watch_map(&self, addr: &str, after: u64) -> Result<Option<Layout>> {
+        let b = self
+            .watch_http
+            .get(format!("http://{addr}/v1/cluster/watch?after={after}"));
+        let resp = self.send_kind(addr, b, WATCH_TIMEOUT, Kind::Probe).await?;
+        let bytes = self.body(addr, resp).await?;
+        Ok(record::decode("layout", &bytes)?)
+    }
+
+    /// Leave a repair hint with a node.
+    pub async fn rpc_put_repair_hint(
+        &self,
+        addr: &str,
+        hint: &crate::repair::RepairHint,
+    ) -> Result<()> {
+        let b = self
+            .http
+            .post(format!("http://{addr}/v1/repair/hint"))
+            .body(record::encode(hint));
+        let resp = self.send(addr, b, CONTROL_TIMEOUT).await?;
+        Self::ok(addr, resp).await.map(|_| ())
+    }
+
+    /// Ask a node to take part in creating a cluster with `layout`.
+    pub async fn rpc_bootstrap(&self, addr: &str, layout: &Layout) -> Result<BootstrapReply> {
+        let b = self
+            .http
+            .post(format!("http://{addr}/v1/cluster/bootstrap"))
+            .body(record::encode(layout));
+        let resp = self
+            .send_kind(addr, b, META_RPC_TIMEOUT, Kind::Probe)
+            .await?;
+        let bytes = self.body(addr, resp).await?;
+        Ok(record::decode("bootstrap reply", &bytes)?)
     }
 
     /// The node's id and layout version.
@@ -339,6 +375,19 @@ impl NodeClient {
             "/v1/identity",
             None,
             "identity",
+            Kind::Probe,
+        )
+        .await
+    }
+
+    /// The metadata groups the node hosts, and their state.
+    pub async fn rpc_groups(&self, addr: &str) -> Result<Vec<cairn::rpc::GroupStatus>> {
+        self.control(
+            addr,
+            reqwest::Method::GET,
+            "/v1/groups",
+            None,
+            "group statuses",
             Kind::Probe,
         )
         .await
@@ -368,29 +417,6 @@ impl NodeClient {
             Kind::Probe,
         )
         .await
-    }
-
-    /// The node's layout once its version is past `after`, or its current
-    /// one after the node's watch wait (a long poll).
-    pub async fn rpc_watch_layout(&self, addr: &str, after: u64) -> Result<Option<Layout>> {
-        let b = self
-            .watch_http
-            .get(format!("http://{addr}/v1/layout/watch?after={after}"));
-        let resp = self.send_kind(addr, b, WATCH_TIMEOUT, Kind::Probe).await?;
-        let bytes = self.body(addr, resp).await?;
-        Ok(record::decode("layout", &bytes)?)
-    }
-
-    /// Hand the node a newer layout.
-    pub async fn rpc_put_layout(&self, addr: &str, layout: &Layout) -> Result<()> {
-        let b = self
-            .http
-            .put(format!("http://{addr}/v1/layout"))
-            .body(record::encode(layout));
-        let resp = self
-            .send_kind(addr, b, CONTROL_TIMEOUT, Kind::Probe)
-            .await?;
-        Self::ok(addr, resp).await.map(|_| ())
     }
 
     /// The staged layout changes the node holds.

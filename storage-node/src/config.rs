@@ -13,9 +13,11 @@ pub struct NodeConfig {
     /// The shared secret every RPC is signed with. Generated at cluster
     /// creation; there is no default.
     pub cluster_secret: String,
-    /// Fsync shard files and metadata writes before acknowledging (always on
-    /// outside tests that measure its cost).
+    /// Fsync shard files before acknowledging (always on outside tests
+    /// that measure its cost; Raft logs are always synced).
     pub fsync: bool,
+    /// How metadata reads confirm leadership.
+    pub read_barrier: crate::table::ReadBarrier,
 }
 
 impl NodeConfig {

@@ -1,8 +1,14 @@
-//! The node's RocksDB: one database, three column families.
+//! The node's RocksDB: one database, six column families.
 //!
-//! - `node`: the node's own identity and the layout it holds.
+//! - `node`: the node's own identity, the cluster map it knows, a pending
+//!   cluster creation.
 //! - `shards`: the shard index (chunk id ++ shard index -> length, checksum).
-//! - `meta`: the replicated metadata records of the partitions this node holds.
+//! - `meta`: the records of the metadata groups this node hosts
+//!   (group ++ table ++ partition key ++ sort key).
+//! - `raft_log`: the groups' Raft logs (group ++ index).
+//! - `raft_state`: per group, vote, committed, purged and applied log ids,
+//!   membership, snapshot metadata.
+//! - `repair`: repair hints this node holds (chunk id -> shards to rebuild).
 
 use crate::error::Result;
 use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteOptions};
@@ -15,6 +21,12 @@ pub const CF_NODE: &str = "node";
 pub const CF_SHARDS: &str = "shards";
 /// Column family of metadata records.
 pub const CF_META: &str = "meta";
+/// Column family of the Raft logs.
+pub const CF_RAFT_LOG: &str = "raft_log";
+/// Column family of the groups' Raft state.
+pub const CF_RAFT_STATE: &str = "raft_state";
+/// Column family of repair hints.
+pub const CF_REPAIR: &str = "repair";
 
 /// Open (or create) the node database under `dir`.
 pub fn open(dir: &Path) -> Result<Arc<DB>> {
@@ -26,9 +38,16 @@ pub fn open(dir: &Path) -> Result<Arc<DB>> {
     opts.increase_parallelism(2);
     opts.set_max_open_files(512);
     opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-    let cfs = [CF_NODE, CF_SHARDS, CF_META]
-        .into_iter()
-        .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+    let cfs = [
+        CF_NODE,
+        CF_SHARDS,
+        CF_META,
+        CF_RAFT_LOG,
+        CF_RAFT_STATE,
+        CF_REPAIR,
+    ]
+    .into_iter()
+    .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
     let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
     Ok(Arc::new(db))
 }

@@ -58,4 +58,8 @@ pub enum Error {
     /// A request was well signed but made no sense.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A metadata group could not serve a request in time (no leader, no
+    /// quorum, no cluster map yet). Retrying later may succeed.
+    #[error("metadata unavailable: {0}")]
+    Unavailable(String),
 }

@@ -1,7 +1,8 @@
 //! Cairn storage node.
 //!
-//! Owns the shard store (shard files plus a RocksDB index), the replicated
-//! metadata partitions (RocksDB), the node RPC server and its client.
+//! Owns the shard store (shard files plus a RocksDB index), the metadata
+//! groups on Raft and their client ([`table`]), the node RPC server and its
+//! client.
 //! Does not own S3: gateways speak S3 and drive nodes through [`client`].
 //!
 //! Architecture Invariant: a node never serves a shard it has not verified
@@ -10,13 +11,15 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod chunks;
 pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod logging;
-pub mod meta_store;
+pub mod repair;
 pub mod server;
 pub mod shard_store;
+pub mod table;
 
 pub use error::{Error, Result};

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use cairn_node::config::{NodeConfig, read_secret_file};
 use cairn_node::server::{self, Node};
+use cairn_node::table::ReadBarrier;
 use clap::Parser;
 use std::path::PathBuf;
 
@@ -20,11 +21,30 @@ struct Args {
     /// File holding the cluster secret (or set CAIRN_CLUSTER_SECRET).
     #[arg(long, env = "CAIRN_CLUSTER_SECRET_FILE")]
     cluster_secret_file: Option<PathBuf>,
+    /// How metadata reads confirm the leader: `lease` (default) or
+    /// `read-index` (a heartbeat round per read; for comparison).
+    #[arg(long, value_enum, default_value = "lease")]
+    read_barrier: Barrier,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Barrier {
+    Lease,
+    ReadIndex,
+}
+
+impl From<Barrier> for ReadBarrier {
+    fn from(b: Barrier) -> Self {
+        match b {
+            Barrier::Lease => ReadBarrier::Lease,
+            Barrier::ReadIndex => ReadBarrier::ReadIndex,
+        }
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    cairn_node::logging::init("info");
+    cairn_node::logging::init(cairn_node::logging::NODE_DEFAULT_FILTER);
     let args = Args::parse();
     let cluster_secret = match (
         &args.cluster_secret_file,
@@ -41,11 +61,12 @@ async fn main() -> anyhow::Result<()> {
         data_dir: args.data.clone(),
         cluster_secret,
         fsync: true,
+        read_barrier: args.read_barrier.into(),
     };
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
-    let node = Node::open(&config, metrics).context("opening node")?;
+    let node = Node::open(&config, metrics).await.context("opening node")?;
     // Reuse the address of the previous run so the layout stays true.
     let addr_file = args.data.join("addr");
     let listen = if args.listen.ends_with(":0") {

@@ -1,11 +1,14 @@
-//! The node RPC server: shards, metadata records, identity, layout, stats.
+//! The node RPC server: shards, metadata commands and reads, Raft
+//! messages, the cluster map and its creation, identity, stats.
 
 use crate::auth;
+use crate::client::NodeClient;
 use crate::config::NodeConfig;
 use crate::db::{self, CF_NODE};
 use crate::error::{Error, Result};
-use crate::meta_store::MetaStore;
 use crate::shard_store::{FileShardStore, MAX_SHARD_BYTES, ShardStore};
+use crate::table::groups::Tables;
+use crate::table::network::{self, RaftBatch, RaftBatchReply};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -17,9 +20,7 @@ use cairn::id::{ChunkId, NodeId, shard_checksum};
 use cairn::layout::Layout;
 use cairn::record;
 use cairn::rpc::{
-    MAX_META_BATCH, MAX_SCAN_LIMIT, MetaReadRequest, MetaReadResponse, MetaScanRequest,
-    MetaWriteRequest, MetaWriteResponse, NodeIdentity, NodeStats, SHARD_CHECKSUM_HEADER,
-    StagedLayout,
+    CommandRequest, NodeIdentity, NodeStats, ReadRequest, SHARD_CHECKSUM_HEADER, StagedLayout,
 };
 use rocksdb::DB;
 use std::future::Future;
@@ -33,28 +34,24 @@ pub const MAX_CONTROL_BODY_BYTES: usize = 64 << 20;
 /// at most one shard (a few MiB at the default chunk size) in memory.
 pub const MAX_CONCURRENT_SHARD_TRANSFERS: usize = 64;
 
-/// Longest a layout watch waits for a newer layout before it answers with
-/// the current one (the watcher then asks again).
-pub const LAYOUT_WATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// A running node's shared state.
 pub struct Node {
     /// This node's id.
     pub id: NodeId,
     db: Arc<DB>,
     shards: Arc<dyn ShardStore>,
-    meta: MetaStore,
+    /// The metadata groups it hosts.
+    pub tables: Arc<Tables>,
     secret: String,
     corrupt_detected: AtomicU64,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     shard_transfers: Arc<tokio::sync::Semaphore>,
-    // The version of the layout held, for watchers (`/v1/layout/watch`).
-    layout_version: tokio::sync::watch::Sender<u64>,
 }
 
 impl Node {
-    /// Open the node's stores under `config.data_dir`.
-    pub fn open(
+    /// Open the node's stores under `config.data_dir` and start the
+    /// metadata groups it hosts.
+    pub async fn open(
         config: &NodeConfig,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> Result<Arc<Self>> {
@@ -80,22 +77,28 @@ impl Node {
             db.clone(),
             config.fsync,
         )?);
-        let meta = MetaStore::new(db.clone(), config.fsync);
-        let held: Option<Layout> = db
-            .get_cf(&cf, "layout")?
-            .map(|v| record::decode("layout", &v))
-            .transpose()?;
-        let (layout_version, _) = tokio::sync::watch::channel(held.map(|l| l.version).unwrap_or(0));
+        let tables = Tables::open(
+            id,
+            db.clone(),
+            config.data_dir.clone(),
+            NodeClient::new(&config.cluster_secret),
+            config.read_barrier,
+        )
+        .await?;
+        crate::repair::spawn_worker(
+            db.clone(),
+            Arc::downgrade(&tables),
+            NodeClient::new(&config.cluster_secret),
+        );
         Ok(Arc::new(Self {
             id,
             db,
             shards,
-            meta,
+            tables,
             secret: config.cluster_secret.clone(),
             corrupt_detected: AtomicU64::new(0),
             metrics,
             shard_transfers: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SHARD_TRANSFERS)),
-            layout_version,
         }))
     }
 
@@ -115,20 +118,35 @@ impl Node {
         Ok(())
     }
 
-    /// The layout this node holds.
-    pub fn layout(&self) -> Result<Option<Layout>> {
-        self.get_node_record("layout")
+    /// The cluster map this node knows.
+    pub fn layout(&self) -> Option<Layout> {
+        self.tables.map().map(|m| m.as_ref().clone())
     }
 
     /// The node's counters.
     pub fn stats(&self) -> NodeStats {
         let (shards, shard_bytes) = self.shards.usage();
+        let (groups, groups_led) = self.tables.counts();
         NodeStats {
             shards,
             shard_bytes,
             corrupt_shards_detected: self.corrupt_detected.load(Ordering::Relaxed),
-            metadata_records: self.meta.approximate_count(),
+            metadata_records: self.metadata_records(),
+            groups,
+            groups_led,
         }
+    }
+
+    fn metadata_records(&self) -> u64 {
+        let cf = self
+            .db
+            .cf_handle(crate::db::CF_META)
+            .expect("meta column family");
+        self.db
+            .property_int_value_cf(&cf, "rocksdb.estimate-num-keys")
+            .ok()
+            .flatten()
+            .unwrap_or(0)
     }
 
     fn note_corrupt(&self, chunk: &ChunkId, index: u8) {
@@ -249,81 +267,79 @@ fn encoded<T: serde::Serialize>(value: &T) -> Response {
     record::encode(value).into_response()
 }
 
-async fn meta_write(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response> {
-    let req: MetaWriteRequest = record::decode("meta write", &body)?;
-    if req.writes.len() > MAX_META_BATCH {
-        return Err(Error::BadRequest("batch too large".into()));
-    }
-    let newer = blocking(move || node.meta.write(&req.writes)).await?;
-    Ok(encoded(&MetaWriteResponse { newer }))
+async fn meta_command(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response> {
+    let req: CommandRequest = record::decode("command request", &body)?;
+    Ok(encoded(&node.tables.command(req.group, req.request).await))
 }
 
 async fn meta_read(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response> {
-    let req: MetaReadRequest = record::decode("meta read", &body)?;
-    if req.keys.len() > MAX_META_BATCH {
-        return Err(Error::BadRequest("batch too large".into()));
-    }
-    let values = blocking(move || node.meta.read(&req.keys)).await?;
-    Ok(encoded(&MetaReadResponse { values }))
+    let req: ReadRequest = record::decode("read request", &body)?;
+    Ok(encoded(&node.tables.read(req.group, req.read).await))
 }
 
-async fn meta_scan(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response> {
-    let req: MetaScanRequest = record::decode("meta scan", &body)?;
-    if !(1..=MAX_SCAN_LIMIT).contains(&req.limit) {
-        return Err(Error::BadRequest("scan limit out of range".into()));
-    }
-    let resp = blocking(move || node.meta.scan(&req)).await?;
-    Ok(encoded(&resp))
+/// `?after=N` of the long polls.
+#[derive(Debug, serde::Deserialize)]
+struct After {
+    after: u64,
+}
+
+async fn system_changes(
+    State(node): State<Arc<Node>>,
+    axum::extract::Query(q): axum::extract::Query<After>,
+) -> Response {
+    encoded(&node.tables.system_changes(q.after).await)
+}
+
+/// Answer with the cluster map as soon as its version is past `after`, or
+/// with the current one after a wait: how gateways and nodes learn a new
+/// map at once rather than on their next poll.
+async fn watch_map(
+    State(node): State<Arc<Node>>,
+    axum::extract::Query(q): axum::extract::Query<After>,
+) -> Response {
+    encoded(&node.tables.watch_map(q.after).await)
+}
+
+async fn bootstrap(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response> {
+    let layout: Layout = record::decode("layout", &body)?;
+    Ok(encoded(&node.tables.bootstrap(layout).await?))
+}
+
+async fn repair_hint(State(node): State<Arc<Node>>, body: Bytes) -> Result<StatusCode> {
+    let hint: crate::repair::RepairHint = record::decode("repair hint", &body)?;
+    blocking(move || crate::repair::put_hint(&node.db, &hint)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Raft messages of any groups, answered in order.
+async fn raft(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response> {
+    let batch: RaftBatch = record::decode("raft batch", &body)?;
+    let replies = futures::future::join_all(batch.messages.into_iter().map(|(group, msg)| {
+        let raft = node.tables.raft(group);
+        async move { record::encode(&network::handle(raft, &msg).await) }
+    }))
+    .await;
+    Ok(encoded(&RaftBatchReply { replies }))
 }
 
 async fn identity(State(node): State<Arc<Node>>) -> Result<Response> {
-    let layout_version = node.layout()?.map(|l| l.version).unwrap_or(0);
+    let layout_version = node.layout().map(|l| l.version).unwrap_or(0);
     Ok(encoded(&NodeIdentity {
         node_id: node.id,
         layout_version,
     }))
 }
 
+async fn groups(State(node): State<Arc<Node>>) -> Response {
+    encoded(&node.tables.statuses())
+}
+
 async fn stats(State(node): State<Arc<Node>>) -> Response {
     encoded(&node.stats())
 }
 
-async fn get_layout(State(node): State<Arc<Node>>) -> Result<Response> {
-    Ok(encoded(&node.layout()?))
-}
-
-async fn put_layout(State(node): State<Arc<Node>>, body: Bytes) -> Result<StatusCode> {
-    let layout: Layout = record::decode("layout", &body)?;
-    layout
-        .validate()
-        .map_err(|e| Error::BadRequest(e.to_string()))?;
-    let current = node.layout()?.map(|l| l.version).unwrap_or(0);
-    if layout.version <= current {
-        // Layouts only move forward; an older or equal one is a no-op.
-        return Ok(StatusCode::OK);
-    }
-    node.put_node_record("layout", &layout)?;
-    node.layout_version.send_replace(layout.version);
-    tracing::info!(node = %node.id, version = layout.version, "layout applied");
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// `GET /v1/layout/watch?after=V`.
-#[derive(Debug, serde::Deserialize)]
-struct WatchQuery {
-    after: u64,
-}
-
-/// Answer with the layout as soon as its version is past `after`, or with
-/// the current one after [`LAYOUT_WATCH_WAIT`]: how gateways learn a newly
-/// applied layout at once rather than on their next poll.
-async fn watch_layout(
-    State(node): State<Arc<Node>>,
-    axum::extract::Query(q): axum::extract::Query<WatchQuery>,
-) -> Result<Response> {
-    let mut versions = node.layout_version.subscribe();
-    let _ = tokio::time::timeout(LAYOUT_WATCH_WAIT, versions.wait_for(|v| *v > q.after)).await;
-    Ok(encoded(&node.layout()?))
+async fn get_layout(State(node): State<Arc<Node>>) -> Response {
+    encoded(&node.layout())
 }
 
 async fn get_staged(State(node): State<Arc<Node>>) -> Result<Response> {
@@ -394,13 +410,17 @@ pub fn router(node: Arc<Node>) -> Router {
                     limit_shard_transfers,
                 )),
         )
-        .route("/v1/meta/write", post(meta_write))
+        .route("/v1/meta/command", post(meta_command))
         .route("/v1/meta/read", post(meta_read))
-        .route("/v1/meta/scan", post(meta_scan))
+        .route("/v1/meta/system/changes", get(system_changes))
+        .route("/v1/raft", post(raft))
+        .route("/v1/repair/hint", post(repair_hint))
+        .route("/v1/cluster/watch", get(watch_map))
+        .route("/v1/cluster/bootstrap", post(bootstrap))
         .route("/v1/identity", get(identity))
         .route("/v1/stats", get(stats))
-        .route("/v1/layout", get(get_layout).put(put_layout))
-        .route("/v1/layout/watch", get(watch_layout))
+        .route("/v1/groups", get(groups))
+        .route("/v1/layout", get(get_layout))
         .route("/v1/layout/staged", get(get_staged).put(put_staged))
         .layer(DefaultBodyLimit::max(MAX_CONTROL_BODY_BYTES))
         .route_layer(middleware::from_fn_with_state(

@@ -10,6 +10,8 @@
 //! (`target/<profile>/`), or from `CAIRN_BIN_DIR`; `scripts/test.sh` builds
 //! them first.
 
+pub mod linearizability;
+
 use anyhow::{Context, Result, bail};
 use aws_credential_types::Credentials;
 use aws_sdk_s3::Client;
@@ -56,8 +58,6 @@ pub struct Options {
     pub profile: Option<(u8, u8)>,
     /// Chunk size, bytes (smaller than the default keeps tests quick).
     pub chunk_size_bytes: usize,
-    /// Clock offset (ms) of each gateway, by index; missing ones are 0.
-    pub clock_offsets_ms: Vec<i64>,
     /// The gateways' limit on concurrent transfers (their default when None).
     pub max_concurrent_transfers: Option<usize>,
     /// Whether `start_with` applies a layout (else: `apply_layout` later).
@@ -72,7 +72,6 @@ impl Options {
             gateways: 1,
             profile: None,
             chunk_size_bytes: 1 << 20,
-            clock_offsets_ms: Vec::new(),
             max_concurrent_transfers: None,
             apply_layout: true,
         }
@@ -229,6 +228,66 @@ impl Cluster {
         &self.nodes[i].addr
     }
 
+    /// A node RPC client signing with the cluster secret.
+    pub fn node_client(&self) -> cairn_node::client::NodeClient {
+        let secret = std::fs::read_to_string(self.dir.path().join("cluster-secret"))
+            .expect("the cluster secret file");
+        cairn_node::client::NodeClient::new(secret.trim())
+    }
+
+    /// The metadata groups node `i` hosts, as it sees them.
+    pub async fn group_statuses(&self, i: usize) -> Result<Vec<cairn::rpc::GroupStatus>> {
+        Ok(self.node_client().rpc_groups(self.node_addr(i)).await?)
+    }
+
+    /// The node (index) leading the group that applied the most entries:
+    /// under a write load to one bucket, that bucket's group.
+    pub async fn leader_of_busiest_group(&self) -> Result<(usize, cairn::record::GroupId)> {
+        let mut best: Option<(u64, usize, cairn::record::GroupId)> = None;
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].child.is_none() {
+                continue;
+            }
+            let Ok(statuses) = self.group_statuses(i).await else {
+                continue;
+            };
+            for s in statuses
+                .into_iter()
+                .filter(|s| s.leading && !s.group.is_system())
+            {
+                if best.is_none_or(|(a, _, _)| s.applied > a) {
+                    best = Some((s.applied, i, s.group));
+                }
+            }
+        }
+        best.map(|(_, i, g)| (i, g))
+            .context("no node leads a data group")
+    }
+
+    /// An S3 client of gateway `i` with the root key that never retries.
+    pub fn s3_once_at(&self, i: usize) -> Client {
+        client_without_retries(&self.endpoint(i), &self.access_key, &self.secret_key)
+    }
+
+    /// Create an access key through the admin API: `(id, secret)`.
+    pub async fn create_key(&self, name: &str) -> Result<(String, String)> {
+        let k = self
+            .admin_post("/_cairn/admin/v1/keys", serde_json::json!({ "name": name }))
+            .await?;
+        Ok((
+            k["access_key_id"].as_str().context("id")?.to_owned(),
+            k["secret_access_key"]
+                .as_str()
+                .context("secret")?
+                .to_owned(),
+        ))
+    }
+
+    /// Whether node `i` runs.
+    pub fn node_running(&self, i: usize) -> bool {
+        self.nodes[i].child.is_some()
+    }
+
     /// Number of nodes.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
@@ -324,10 +383,6 @@ impl Cluster {
             .arg(self.opts.chunk_size_bytes.to_string())
             .arg("--addr-file")
             .arg(&addr_file)
-            .arg(format!(
-                "--clock-offset-ms={}",
-                self.opts.clock_offsets_ms.get(i).copied().unwrap_or(0)
-            ))
             .args(
                 self.opts
                     .max_concurrent_transfers
@@ -443,6 +498,23 @@ impl Cluster {
         } else {
             serde_json::from_str(&text)?
         })
+    }
+
+    /// DELETE on gateway 0's admin API.
+    pub async fn admin_delete(&self, path: &str) -> Result<()> {
+        let r = self
+            .http
+            .delete(format!("{}{path}", self.endpoint(0)))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await?;
+        let status = r.status();
+        anyhow::ensure!(
+            status.is_success(),
+            "DELETE {path}: {status}: {}",
+            r.text().await?
+        );
+        Ok(())
     }
 
     /// Run the `cairn` CLI against gateway 0.

@@ -1,8 +1,9 @@
 //! Bucket operations.
 
-use super::{authorized_bucket, caller, now_ms, timestamp};
+use super::{authorized_bucket, caller, now_ms, outcome, timestamp};
 use crate::state::Gateway;
-use cairn::record::{BucketRecord, MetaKey, Table};
+use cairn::command::{Command, Outcome};
+use cairn::record::{BucketId, BucketRecord, GroupId, Table};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -14,8 +15,10 @@ pub const MAX_BUCKETS: usize = 10_000;
 pub(crate) async fn all_buckets(gw: &Gateway) -> S3Result<Vec<BucketRecord>> {
     let (buckets, _) = gw
         .meta
-        .scan_all::<BucketRecord>(Table::Buckets, "", None, MAX_BUCKETS)
-        .await?;
+        .client
+        .scan_all::<BucketRecord>(GroupId::SYSTEM, Table::Buckets, "", None, MAX_BUCKETS)
+        .await
+        .map_err(crate::error::Error::from)?;
     Ok(buckets.into_iter().map(|(_, b)| b).collect())
 }
 
@@ -41,30 +44,17 @@ pub(super) async fn list(
     }))
 }
 
-/// Create a bucket owned by `owner` (shared with the admin API).
+/// Create a bucket owned by `owner` (shared with the admin API): one
+/// system-group command, so of two creators of one name exactly one wins.
 pub(crate) async fn create_owned(gw: &Gateway, name: &str, owner: &str) -> S3Result<()> {
-    let key = MetaKey::new(Table::Buckets, "", name);
-    if let Some(existing) = gw.meta.get::<BucketRecord>(&key).await? {
-        return Err(if existing.owner == owner {
-            s3_error!(
-                BucketAlreadyOwnedByYou,
-                "Your previous request to create the named bucket succeeded and you already own it."
-            )
-        } else {
-            s3_error!(
-                BucketAlreadyExists,
-                "The requested bucket name is not available."
-            )
-        });
-    }
     let record = BucketRecord {
+        id: BucketId(rand::random()),
         name: name.to_owned(),
         owner: owner.to_owned(),
         created_ms: now_ms(),
         allowed_keys: Vec::new(),
     };
-    gw.meta.put(key, &record).await?;
-    Ok(())
+    outcome(gw.meta.system(Command::CreateBucket { record }).await?)
 }
 
 pub(super) async fn create(
@@ -159,36 +149,34 @@ pub(super) async fn acl(
     }))
 }
 
-/// Whether a bucket holds at least one object.
-pub(crate) async fn has_objects(gw: &Gateway, bucket: &str) -> S3Result<bool> {
-    let mut after: Option<String> = None;
-    loop {
-        let page = gw
-            .meta
-            .scan(Table::Objects, bucket, "", after.as_deref(), 100)
-            .await?;
-        if !page.entries.is_empty() {
-            return Ok(true);
-        }
-        match page.next_after {
-            Some(a) => after = Some(a),
-            None => return Ok(false),
+/// Delete an empty bucket (shared with the admin API): its data group
+/// seals it (refusing if it holds objects or uploads, and every write
+/// after), then the system group forgets its name. A name deleted this way
+/// can be created again, as a new, empty bucket.
+pub(crate) async fn delete_checked(gw: &Gateway, bucket: &BucketRecord) -> S3Result<()> {
+    outcome(
+        gw.meta
+            .data(Command::SealBucket { bucket: bucket.id })
+            .await?,
+    )?;
+    let forgotten = gw
+        .meta
+        .system(Command::DeleteBucket {
+            name: bucket.name.clone(),
+            id: bucket.id,
+        })
+        .await;
+    match forgotten {
+        Ok(Outcome::Ok) | Ok(Outcome::NoSuchBucket) => Ok(()),
+        other => {
+            // The name stays; let the bucket take writes again.
+            let _ = gw
+                .meta
+                .data(Command::UnsealBucket { bucket: bucket.id })
+                .await;
+            outcome(other?)
         }
     }
-}
-
-/// Delete an empty bucket (shared with the admin API).
-pub(crate) async fn delete_checked(gw: &Gateway, bucket: &str) -> S3Result<()> {
-    if has_objects(gw, bucket).await? {
-        return Err(s3_error!(
-            BucketNotEmpty,
-            "The bucket you tried to delete is not empty"
-        ));
-    }
-    gw.meta
-        .delete(MetaKey::new(Table::Buckets, "", bucket))
-        .await?;
-    Ok(())
 }
 
 pub(super) async fn delete(
@@ -203,7 +191,7 @@ pub(super) async fn delete(
             "Only the bucket owner may delete it"
         ));
     }
-    delete_checked(gw, &req.input.bucket).await?;
+    delete_checked(gw, &bucket).await?;
     Ok(S3Response::with_status(
         DeleteBucketOutput::default(),
         http::StatusCode::NO_CONTENT,

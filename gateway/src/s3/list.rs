@@ -6,8 +6,8 @@ use super::{authorized_bucket, caller, timestamp};
 use crate::state::Gateway;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cairn::record::{self, ObjectRecord, Table};
-use cairn::rpc::MAX_SCAN_LIMIT;
+use cairn::record::{BucketRecord, ListEntry};
+use cairn::rpc::{ListItem, MAX_SCAN_LIMIT};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -19,7 +19,7 @@ pub const MAX_KEYS: usize = 1000;
 const SKIP_ALL: char = char::MAX;
 
 struct Listing {
-    objects: Vec<(String, ObjectRecord)>,
+    objects: Vec<ListEntry>,
     prefixes: Vec<String>,
     truncated: bool,
     last: Option<String>,
@@ -34,9 +34,12 @@ fn is_common_prefix(marker: &str, prefix: &str, delimiter: Option<&str>) -> bool
     })
 }
 
+/// Up to `max_keys` objects and common prefixes of a bucket after
+/// `marker`. The node rolls keys up into prefixes and skips past each
+/// one, so a page costs one read of the bucket's group.
 async fn list_entries(
     gw: &Gateway,
-    bucket: &str,
+    bucket: &BucketRecord,
     prefix: &str,
     delimiter: Option<&str>,
     marker: Option<String>,
@@ -53,6 +56,7 @@ async fn list_entries(
     if max_keys == 0 {
         return Ok(listing);
     }
+    // A marker that is a common prefix skips everything under it.
     let mut after = marker.map(|m| {
         if is_common_prefix(&m, prefix, delimiter) {
             format!("{m}{SKIP_ALL}")
@@ -61,52 +65,37 @@ async fn list_entries(
         }
     });
     let mut count = 0usize;
-    'scan: loop {
-        let page = gw
+    loop {
+        let want = (max_keys - count).min(MAX_SCAN_LIMIT as usize) as u32;
+        let (items, more) = gw
             .meta
-            .scan(
-                Table::Objects,
-                bucket,
-                prefix,
-                after.as_deref(),
-                MAX_SCAN_LIMIT,
-            )
-            .await?;
-        for (key, bytes) in page.entries {
-            let common = delimiter.and_then(|d| {
-                key[prefix.len()..]
-                    .find(d)
-                    .map(|pos| key[..prefix.len() + pos + d.len()].to_owned())
-            });
-            if count == max_keys {
-                listing.truncated = true;
-                break 'scan;
-            }
+            .client
+            .list_objects(bucket.id, prefix, delimiter, after.as_deref(), want)
+            .await
+            .map_err(crate::error::Error::from)?;
+        for item in items {
             count += 1;
-            match common {
-                Some(cp) => {
+            match item {
+                ListItem::Prefix(cp) => {
                     after = Some(format!("{cp}{SKIP_ALL}"));
                     listing.last = Some(cp.clone());
                     listing.prefixes.push(cp);
-                    continue 'scan;
                 }
-                None => {
-                    let rec: ObjectRecord = record::decode("object record", &bytes)
-                        .map_err(crate::error::Error::from)?;
-                    after = Some(key.clone());
-                    listing.last = Some(key.clone());
-                    listing.objects.push((key, rec));
+                ListItem::Object(e) => {
+                    after = Some(e.key.clone());
+                    listing.last = Some(e.key.clone());
+                    listing.objects.push(e);
                 }
             }
         }
-        match page.next_after {
-            // The page ended early: continue from where the merge stopped.
-            Some(next) if after.as_ref().is_none_or(|a| *a < next) => after = Some(next),
-            Some(_) => {}
-            None => break,
+        if !more {
+            return Ok(listing);
+        }
+        if count == max_keys {
+            listing.truncated = true;
+            return Ok(listing);
         }
     }
-    Ok(listing)
 }
 
 /// Percent-encode as S3 does for `encoding-type=url`.
@@ -151,8 +140,8 @@ fn objects(listing: &Listing, url: bool, owner: Option<&Owner>) -> Vec<Object> {
     listing
         .objects
         .iter()
-        .map(|(key, rec)| Object {
-            key: Some(encoded(url, key.clone())),
+        .map(|rec| Object {
+            key: Some(encoded(url, rec.key.clone())),
             last_modified: Some(timestamp(rec.last_modified_ms)),
             e_tag: Some(etag(&rec.etag)),
             size: Some(rec.size as i64),
@@ -202,7 +191,7 @@ pub(super) async fn list_v2(
     };
     let listing = list_entries(
         gw,
-        &input.bucket,
+        &bucket,
         &prefix,
         input.delimiter.as_deref(),
         marker,
@@ -249,7 +238,7 @@ pub(super) async fn list_v1(
     let marker = input.marker.clone().filter(|m| !m.is_empty());
     let listing = list_entries(
         gw,
-        &input.bucket,
+        &bucket,
         &prefix,
         input.delimiter.as_deref(),
         marker,
@@ -295,7 +284,7 @@ pub(super) async fn list_versions(
     let marker = input.key_marker.clone().filter(|m| !m.is_empty());
     let listing = list_entries(
         gw,
-        &input.bucket,
+        &bucket,
         &prefix,
         input.delimiter.as_deref(),
         marker,
@@ -306,8 +295,8 @@ pub(super) async fn list_versions(
     let versions = listing
         .objects
         .iter()
-        .map(|(key, rec)| ObjectVersion {
-            key: Some(encoded(url, key.clone())),
+        .map(|rec| ObjectVersion {
+            key: Some(encoded(url, rec.key.clone())),
             version_id: Some("null".to_owned()),
             is_latest: Some(true),
             last_modified: Some(timestamp(rec.last_modified_ms)),

@@ -8,7 +8,8 @@ mod object;
 mod upload;
 
 use crate::state::Gateway;
-use cairn::record::{BucketRecord, MetaKey, Table};
+use cairn::command::Outcome;
+use cairn::record::BucketRecord;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use std::sync::Arc;
@@ -43,7 +44,53 @@ pub(crate) fn owner(access_key: &str) -> Owner {
 
 /// Milliseconds since the epoch, now.
 pub(crate) fn now_ms() -> u64 {
-    cairn::hlc::Clock::now_ms(&cairn::hlc::SystemClock)
+    cairn::clock::now_ms()
+}
+
+/// What apply decided, as S3 says it: `Ok` for [`Outcome::Ok`], the S3
+/// error of the failure otherwise (nothing was changed then).
+pub(crate) fn outcome(o: Outcome) -> S3Result<()> {
+    Err(match o {
+        Outcome::Ok | Outcome::Deleted(_) => return Ok(()),
+        Outcome::PreconditionFailed => s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        ),
+        Outcome::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
+        Outcome::NoSuchBucket => s3_error!(NoSuchBucket, "The specified bucket does not exist"),
+        Outcome::NoSuchUpload => s3_error!(
+            NoSuchUpload,
+            "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+        ),
+        Outcome::InvalidPart => s3_error!(
+            InvalidPart,
+            "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
+        ),
+        Outcome::BucketAlreadyExists => s3_error!(
+            BucketAlreadyExists,
+            "The requested bucket name is not available."
+        ),
+        Outcome::BucketAlreadyOwnedByYou => s3_error!(
+            BucketAlreadyOwnedByYou,
+            "Your previous request to create the named bucket succeeded and you already own it."
+        ),
+        Outcome::BucketNotEmpty => s3_error!(
+            BucketNotEmpty,
+            "The bucket you tried to delete is not empty"
+        ),
+        Outcome::NoSuchAccessKey => s3_error!(InvalidArgument, "No such access key."),
+        Outcome::ClusterMapConflict { .. } => s3_error!(
+            OperationAborted,
+            "A conflicting conditional operation is currently in progress against this resource. Please try again."
+        ),
+        Outcome::Invalid(why) => {
+            crate::request_log::note_cause(format!("metadata command refused: {why}"));
+            s3_error!(
+                InternalError,
+                "We encountered an internal error. Please try again."
+            )
+        }
+    })
 }
 
 /// An S3 timestamp from ms since the epoch.
@@ -58,7 +105,7 @@ pub(crate) async fn authorized_bucket(
     caller: &str,
     name: &str,
 ) -> S3Result<BucketRecord> {
-    let bucket: Option<BucketRecord> = gw.meta.get(&MetaKey::new(Table::Buckets, "", name)).await?;
+    let bucket = gw.meta.bucket(name).await?;
     let bucket =
         bucket.ok_or_else(|| s3_error!(NoSuchBucket, "The specified bucket does not exist"))?;
     if gw.is_root(caller)

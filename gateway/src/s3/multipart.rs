@@ -2,17 +2,18 @@
 //! ListMultipartUploads.
 
 use super::object::{
-    ChecksumFields, checksum_fields, copy_source, etag, object_key, standard_headers,
+    ChecksumFields, checksum_fields, copy_source, etag, standard_headers, write_condition,
 };
 use super::upload::{checksum_request, receive};
-use super::{authorized_bucket, caller, now_ms, timestamp};
+use super::{authorized_bucket, caller, now_ms, outcome, timestamp};
 use crate::checksum::{self, Algorithm};
+use crate::data::WrittenData;
 use crate::state::Gateway;
+use cairn::command::{Command, CompletedPart as Completed};
 use cairn::record::{
-    self, ChecksumKind, ChunkRef, MetaKey, ObjectData, ObjectRecord, PartRecord, StoredChecksum,
-    Table, UploadRecord,
+    self, BucketRecord, ChecksumKind, GroupId, ObjectData, ObjectEntry, PartRecord, Segment,
+    SegmentChunks, StoredChecksum, Table, UploadRecord, VersionId, keys,
 };
-use futures::StreamExt;
 use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -23,26 +24,26 @@ pub const MAX_PART_NUMBER: i32 = 10_000;
 pub const MIN_PART_SIZE_BYTES: u64 = 5 << 20;
 /// Largest part (S3's limit).
 pub const MAX_PART_SIZE_BYTES: u64 = 5 << 30;
-/// Part records read at once when completing an upload.
-pub const COMPLETE_READ_CONCURRENCY: usize = 32;
 
-fn upload_key(bucket: &str, key: &str, upload_id: &str) -> MetaKey {
-    MetaKey::new(Table::Uploads, bucket, format!("{key}\0{upload_id}"))
-}
-
-fn part_key(upload_id: &str, part: i32) -> MetaKey {
-    MetaKey::new(Table::Parts, upload_id, format!("{part:05}"))
+fn group_of(gw: &Gateway, bucket: &BucketRecord) -> S3Result<GroupId> {
+    Ok(gw
+        .meta
+        .client
+        .bucket_group(bucket.id)
+        .map_err(crate::error::Error::from)?)
 }
 
 async fn upload_record(
     gw: &Gateway,
-    bucket: &str,
+    bucket: &BucketRecord,
     key: &str,
     upload_id: &str,
 ) -> S3Result<UploadRecord> {
     gw.meta
-        .get::<UploadRecord>(&upload_key(bucket, key, upload_id))
-        .await?
+        .client
+        .get::<UploadRecord>(group_of(gw, bucket)?, &keys::upload(bucket.id, key, upload_id))
+        .await
+        .map_err(crate::error::Error::from)?
         .ok_or_else(|| {
             s3_error!(
                 NoSuchUpload,
@@ -69,7 +70,7 @@ pub(super) async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let who = caller(&req)?;
     let input = req.input;
-    authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     let algorithm = input
         .checksum_algorithm
         .as_ref()
@@ -129,7 +130,6 @@ pub(super) async fn create(
     )?;
     let upload_id = hex::encode(rand::random::<[u8; 16]>());
     let rec = UploadRecord {
-        bucket: input.bucket.clone(),
         key: input.key.clone(),
         upload_id: upload_id.clone(),
         initiated_ms: now_ms(),
@@ -140,9 +140,14 @@ pub(super) async fn create(
         checksum_algorithm: algorithm.map(|a| a.name().to_owned()),
         checksum_kind: kind,
     };
-    gw.meta
-        .put(upload_key(&input.bucket, &input.key, &upload_id), &rec)
-        .await?;
+    outcome(
+        gw.meta
+            .data(Command::CreateUpload {
+                bucket: bucket.id,
+                record: rec,
+            })
+            .await?,
+    )?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
@@ -161,14 +166,14 @@ pub(super) async fn upload_part(
     let request = checksum_request(&req.headers)?;
     let trailers = req.trailing_headers.clone();
     let input = req.input;
-    authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     if !(1..=MAX_PART_NUMBER).contains(&input.part_number) {
         return Err(s3_error!(
             InvalidArgument,
             "Part number must be an integer between 1 and 10000, inclusive"
         ));
     }
-    upload_record(gw, &input.bucket, &input.key, &input.upload_id).await?;
+    upload_record(gw, &bucket, &input.key, &input.upload_id).await?;
     let (written, checksum) = receive(
         gw,
         input.body,
@@ -179,8 +184,16 @@ pub(super) async fn upload_part(
         input.content_length.map(|l| l.max(0) as u64),
     )
     .await?;
-    let (etag_hex, _, f) =
-        commit_part(gw, &input.upload_id, input.part_number, written, checksum).await?;
+    let (etag_hex, _, f) = commit_part(
+        gw,
+        &bucket,
+        &input.key,
+        &input.upload_id,
+        input.part_number,
+        written,
+        checksum,
+    )
+    .await?;
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(etag(&etag_hex)),
         checksum_crc32: f.crc32,
@@ -192,28 +205,47 @@ pub(super) async fn upload_part(
     }))
 }
 
-/// Record an uploaded part; returns its ETag, time and checksum fields.
+/// Record an uploaded part (if its upload still exists); returns its ETag,
+/// time and checksum fields.
 async fn commit_part(
     gw: &Gateway,
+    bucket: &BucketRecord,
+    key: &str,
     upload_id: &str,
     part_number: i32,
     written: crate::data::Written,
     checksum: Option<StoredChecksum>,
 ) -> S3Result<(String, u64, ChecksumFields)> {
     let etag_hex = hex::encode(written.md5);
+    let (profile, chunks) = match written.data {
+        WrittenData::Chunks { profile, chunks } => (profile, chunks),
+        WrittenData::Inline(_) => unreachable!("parts are written with allow_inline = false"),
+    };
     let rec = PartRecord {
         part_number: part_number as u32,
         size: written.size,
         etag: etag_hex.clone(),
         last_modified_ms: now_ms(),
         checksum,
-        data: written.data,
+        chunks,
+        profile,
     };
-    gw.meta.put(part_key(upload_id, part_number), &rec).await?;
+    let last_modified_ms = rec.last_modified_ms;
+    let checksum = rec.checksum.clone();
+    outcome(
+        gw.meta
+            .data(Command::PutPart {
+                bucket: bucket.id,
+                key: key.to_owned(),
+                upload_id: upload_id.to_owned(),
+                record: rec,
+            })
+            .await?,
+    )?;
     Ok((
         etag_hex,
-        rec.last_modified_ms,
-        checksum_fields(rec.checksum.as_ref()),
+        last_modified_ms,
+        checksum_fields(checksum.as_ref()),
     ))
 }
 
@@ -254,15 +286,15 @@ pub(super) async fn upload_part_copy(
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let who = caller(&req)?;
     let input = req.input;
-    authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     if !(1..=MAX_PART_NUMBER).contains(&input.part_number) {
         return Err(s3_error!(
             InvalidArgument,
             "Part number must be an integer between 1 and 10000, inclusive"
         ));
     }
-    let upload = upload_record(gw, &input.bucket, &input.key, &input.upload_id).await?;
-    let (_, _, src) = copy_source(
+    let upload = upload_record(gw, &bucket, &input.key, &input.upload_id).await?;
+    let (src_bucket, _, src) = copy_source(
         gw,
         &who,
         &input.copy_source,
@@ -284,7 +316,7 @@ pub(super) async fn upload_part_copy(
         .as_deref()
         .and_then(Algorithm::parse);
     let range_len = range.end - range.start;
-    let body = gw.data.read_range(&src.data, range).await?;
+    let body = gw.data.read_range(src_bucket.id, &src.data, range).await?;
     let written = gw
         .data
         .write(
@@ -302,8 +334,16 @@ pub(super) async fn upload_part_copy(
         value: checksum::b64(raw),
         kind: ChecksumKind::FullObject,
     });
-    let (etag_hex, last_modified_ms, f) =
-        commit_part(gw, &input.upload_id, input.part_number, written, checksum).await?;
+    let (etag_hex, last_modified_ms, f) = commit_part(
+        gw,
+        &bucket,
+        &input.key,
+        &input.upload_id,
+        input.part_number,
+        written,
+        checksum,
+    )
+    .await?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(etag(&etag_hex)),
@@ -388,8 +428,9 @@ pub(super) async fn complete(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let who = caller(&req)?;
     let input = req.input;
-    authorized_bucket(gw, &who, &input.bucket).await?;
-    let upload = upload_record(gw, &input.bucket, &input.key, &input.upload_id).await?;
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let upload = upload_record(gw, &bucket, &input.key, &input.upload_id).await?;
     let requested: Vec<CompletedPart> = input
         .multipart_upload
         .as_ref()
@@ -399,6 +440,12 @@ pub(super) async fn complete(
         return Err(s3_error!(
             MalformedXML,
             "You must specify at least one part"
+        ));
+    }
+    if requested.len() > MAX_PART_NUMBER as usize {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive"
         ));
     }
     let mut numbers = Vec::with_capacity(requested.len());
@@ -415,16 +462,29 @@ pub(super) async fn complete(
         numbers.push(n);
     }
     let upload_id = input.upload_id.as_str();
-    let records: Vec<S3Result<Option<PartRecord>>> = futures::stream::iter(numbers.clone())
-        .map(|n| async move {
-            gw.meta
-                .get::<PartRecord>(&part_key(upload_id, n))
-                .await
-                .map_err(Into::into)
-        })
-        .buffered(COMPLETE_READ_CONCURRENCY)
-        .collect()
-        .await;
+    let group = group_of(gw, &bucket)?;
+    let mut records: Vec<Option<PartRecord>> = Vec::with_capacity(numbers.len());
+    for batch in numbers.chunks(cairn::rpc::MAX_META_BATCH) {
+        let keys: Vec<_> = batch
+            .iter()
+            .map(|&n| keys::part(bucket.id, upload_id, n as u32))
+            .collect();
+        let values = gw
+            .meta
+            .client
+            .get_many(group, keys)
+            .await
+            .map_err(crate::error::Error::from)?;
+        for v in values {
+            records.push(match v {
+                Some(bytes) => Some(
+                    record::decode::<PartRecord>("part record", &bytes)
+                        .map_err(crate::error::Error::from)?,
+                ),
+                None => None,
+            });
+        }
+    }
     let invalid_part = || {
         s3_error!(
             InvalidPart,
@@ -433,7 +493,7 @@ pub(super) async fn complete(
     };
     let mut parts = Vec::with_capacity(records.len());
     for (asked, rec) in requested.iter().zip(records) {
-        let rec = rec?.ok_or_else(invalid_part)?;
+        let rec = rec.ok_or_else(invalid_part)?;
         if let Some(e) = &asked.e_tag
             && e.value().trim_matches('"') != rec.etag
         {
@@ -461,41 +521,42 @@ pub(super) async fn complete(
         ));
     }
     let mut md5s = Md5::new();
-    let mut chunks: Vec<ChunkRef> = Vec::new();
     let mut profile = None;
     for p in &parts {
         md5s.update(hex::decode(&p.etag).unwrap_or_default());
-        match &p.data {
-            ObjectData::Chunks { chunks: c, .. } if c.is_empty() => {}
-            ObjectData::Chunks {
-                profile: pp,
-                chunks: c,
-                ..
-            } => {
-                if profile.is_some_and(|x| x != *pp) {
-                    return Err(s3_error!(
-                        InternalError,
-                        "Parts were written with different erasure profiles"
-                    ));
-                }
-                profile = Some(*pp);
-                chunks.extend_from_slice(c);
+        if let Some(pp) = p.profile {
+            if profile.is_some_and(|x| x != pp) {
+                return Err(s3_error!(
+                    InternalError,
+                    "Parts were written with different erasure profiles"
+                ));
             }
-            ObjectData::Inline(bytes) if bytes.is_empty() => {}
-            ObjectData::Inline(_) => return Err(s3_error!(InternalError, "inline part data")),
+            profile = Some(pp);
         }
     }
     let etag_value = format!("{}-{}", hex::encode(md5s.finalize()), parts.len());
     let size: u64 = parts.iter().map(|p| p.size).sum();
-    let data = match profile {
-        Some(profile) => ObjectData::Chunks {
-            codec: cairn::codec::CodecId::ReedSolomonGf8,
-            profile,
-            chunks,
-        },
-        None => ObjectData::Inline(Vec::new()),
+    let profile = match profile {
+        Some(p) => p,
+        None => gw.cluster.placement()?.layout.profile,
     };
-    let rec = ObjectRecord {
+    // The parts become the object's segments; the object owns them now.
+    let data = ObjectData::Chunks {
+        codec: cairn::codec::CodecId::ReedSolomonGf8,
+        profile,
+        segments: parts
+            .iter()
+            .map(|p| Segment {
+                len: p.size,
+                chunks: SegmentChunks::Part {
+                    upload_id: upload_id.to_owned(),
+                    part_number: p.part_number,
+                },
+            })
+            .collect(),
+    };
+    let entry = ObjectEntry {
+        version: VersionId(rand::random()),
         size,
         etag: etag_value.clone(),
         last_modified_ms: now_ms(),
@@ -506,25 +567,27 @@ pub(super) async fn complete(
         part_sizes: parts.iter().map(|p| p.size).collect(),
         data,
     };
-    gw.meta
-        .put(object_key(&input.bucket, &input.key), &rec)
-        .await?;
-    // The upload is over: its records go; their chunks now belong to the object.
-    gw.meta
-        .delete(upload_key(&input.bucket, &input.key, &input.upload_id))
-        .await?;
-    let upload_id = input.upload_id.clone();
-    futures::stream::iter(1..=MAX_PART_NUMBER)
-        .filter(|n| std::future::ready(numbers.contains(n)))
-        .for_each_concurrent(COMPLETE_READ_CONCURRENCY, |n| {
-            let key = part_key(&upload_id, n);
-            async move {
-                if let Err(e) = gw.meta.delete(key).await {
-                    tracing::warn!(error = %e, "part record cleanup failed");
-                }
-            }
-        })
-        .await;
+    // Applied atomically: the parts must still be what was read, the
+    // condition must hold, and the upload and its unlisted parts go.
+    outcome(
+        gw.meta
+            .data(Command::CompleteUpload {
+                bucket: bucket.id,
+                key: input.key.clone(),
+                upload_id: upload_id.to_owned(),
+                parts: parts
+                    .iter()
+                    .map(|p| Completed {
+                        part_number: p.part_number,
+                        etag: p.etag.clone(),
+                        size: p.size,
+                    })
+                    .collect(),
+                entry,
+                condition,
+            })
+            .await?,
+    )?;
     let f: ChecksumFields = checksum_fields(checksum.as_ref());
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
@@ -541,23 +604,47 @@ pub(super) async fn complete(
     }))
 }
 
-/// All part records of an upload, in order (bounded by 10,000 parts).
+/// Part records of an upload after part `after`, in order: at most `limit`,
+/// and whether more were left.
 async fn all_parts(
     gw: &Gateway,
+    bucket: &BucketRecord,
     upload_id: &str,
     after: Option<i32>,
     limit: usize,
 ) -> S3Result<(Vec<PartRecord>, bool)> {
-    let (parts, truncated) = gw
-        .meta
-        .scan_all::<PartRecord>(
-            Table::Parts,
-            upload_id,
-            after.map(|n| format!("{n:05}")),
-            limit,
-        )
-        .await?;
-    Ok((parts.into_iter().map(|(_, p)| p).collect(), truncated))
+    let group = group_of(gw, bucket)?;
+    let prefix = keys::parts_prefix(upload_id);
+    let mut out = Vec::new();
+    let mut cursor = after.map(|n| format!("{prefix}{n:05}"));
+    loop {
+        let (page, more) = gw
+            .meta
+            .client
+            .scan(
+                group,
+                Table::Parts,
+                &bucket.id.to_hex(),
+                &prefix,
+                cursor.as_deref(),
+                cairn::rpc::MAX_SCAN_LIMIT,
+            )
+            .await
+            .map_err(crate::error::Error::from)?;
+        for (k, v) in page {
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            cursor = Some(k);
+            out.push(
+                record::decode::<PartRecord>("part record", &v)
+                    .map_err(crate::error::Error::from)?,
+            );
+        }
+        if !more {
+            return Ok((out, false));
+        }
+    }
 }
 
 pub(super) async fn abort(
@@ -566,22 +653,16 @@ pub(super) async fn abort(
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let who = caller(&req)?;
     let input = req.input;
-    authorized_bucket(gw, &who, &input.bucket).await?;
-    upload_record(gw, &input.bucket, &input.key, &input.upload_id).await?;
-    gw.meta
-        .delete(upload_key(&input.bucket, &input.key, &input.upload_id))
-        .await?;
-    let (parts, _) = all_parts(gw, &input.upload_id, None, MAX_PART_NUMBER as usize).await?;
-    futures::stream::iter(parts)
-        .for_each_concurrent(COMPLETE_READ_CONCURRENCY, |p| {
-            let key = part_key(&input.upload_id, p.part_number as i32);
-            async move {
-                if let Err(e) = gw.meta.delete(key).await {
-                    tracing::warn!(error = %e, "part record cleanup failed");
-                }
-            }
-        })
-        .await;
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    outcome(
+        gw.meta
+            .data(Command::AbortUpload {
+                bucket: bucket.id,
+                key: input.key,
+                upload_id: input.upload_id,
+            })
+            .await?,
+    )?;
     Ok(S3Response::with_status(
         AbortMultipartUploadOutput::default(),
         http::StatusCode::NO_CONTENT,
@@ -594,10 +675,11 @@ pub(super) async fn list_parts(
 ) -> S3Result<S3Response<ListPartsOutput>> {
     let who = caller(&req)?;
     let input = req.input;
-    authorized_bucket(gw, &who, &input.bucket).await?;
-    let upload = upload_record(gw, &input.bucket, &input.key, &input.upload_id).await?;
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let upload = upload_record(gw, &bucket, &input.key, &input.upload_id).await?;
     let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
-    let (parts, truncated) = all_parts(gw, &input.upload_id, input.part_number_marker, max).await?;
+    let (parts, truncated) =
+        all_parts(gw, &bucket, &input.upload_id, input.part_number_marker, max).await?;
     let next = parts.last().map(|p| p.part_number as i32);
     let parts: Vec<Part> = parts
         .into_iter()
@@ -639,7 +721,8 @@ pub(super) async fn list_uploads(
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let who = caller(&req)?;
     let input = req.input;
-    authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let group = group_of(gw, &bucket)?;
     let max = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
     let prefix = input.prefix.clone().unwrap_or_default();
     let mut cursor = input
@@ -652,29 +735,32 @@ pub(super) async fn list_uploads(
     let mut uploads = Vec::new();
     let mut truncated = false;
     'scan: loop {
-        let page = gw
+        let (page, more) = gw
             .meta
+            .client
             .scan(
+                group,
                 Table::Uploads,
-                &input.bucket,
+                &bucket.id.to_hex(),
                 &prefix,
                 cursor.as_deref(),
                 cairn::rpc::MAX_SCAN_LIMIT,
             )
-            .await?;
-        for (_, bytes) in page.entries {
+            .await
+            .map_err(crate::error::Error::from)?;
+        for (k, bytes) in page {
             if uploads.len() == max {
                 truncated = true;
                 break 'scan;
             }
+            cursor = Some(k);
             uploads.push(
                 record::decode::<UploadRecord>("upload record", &bytes)
                     .map_err(crate::error::Error::from)?,
             );
         }
-        match page.next_after {
-            Some(n) => cursor = Some(n),
-            None => break,
+        if !more {
+            break;
         }
     }
     let (next_key, next_id) = match (truncated, uploads.last()) {

@@ -2,11 +2,15 @@
 //! CopyObject.
 
 use super::upload::{checksum_request, receive};
-use super::{authorized_bucket, caller, now_ms, timestamp};
+use super::{authorized_bucket, caller, now_ms, outcome, timestamp};
 use crate::config::MAX_PUT_OBJECT_BYTES;
 use crate::state::Gateway;
 use bytes::Bytes;
-use cairn::record::{ChecksumKind, MetaKey, ObjectRecord, StoredChecksum, Table};
+use cairn::command::{Command, Condition, Deletion, Outcome};
+use cairn::record::{
+    BucketRecord, ChecksumKind, ObjectData, ObjectEntry, Segment, SegmentChunks, StoredChecksum,
+    VersionId, keys,
+};
 use futures::Stream;
 use futures::stream::BoxStream;
 use s3s::dto::*;
@@ -21,16 +25,60 @@ pub const MAX_USER_METADATA_BYTES: usize = 2048;
 /// Largest number of keys in one DeleteObjects request (S3's limit).
 pub const MAX_DELETE_OBJECTS: usize = 1000;
 
-pub(crate) fn object_key(bucket: &str, key: &str) -> MetaKey {
-    MetaKey::new(Table::Objects, bucket, key)
+/// Largest source of a CopyObject (S3's limit; larger objects are copied
+/// with UploadPartCopy).
+pub const MAX_COPY_SOURCE_BYTES: u64 = 5 << 30;
+
+/// The current entry of an object, if any (a linearizable read).
+pub(crate) async fn current_entry(
+    gw: &Gateway,
+    bucket: &BucketRecord,
+    key: &str,
+) -> S3Result<Option<ObjectEntry>> {
+    let group = gw
+        .meta
+        .client
+        .bucket_group(bucket.id)
+        .map_err(crate::error::Error::from)?;
+    Ok(gw
+        .meta
+        .client
+        .get::<ObjectEntry>(group, &keys::object(bucket.id, key))
+        .await
+        .map_err(crate::error::Error::from)?)
 }
 
-/// The current record of an object, or NoSuchKey.
-pub(crate) async fn object_record(gw: &Gateway, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
-    gw.meta
-        .get::<ObjectRecord>(&object_key(bucket, key))
+/// The current entry of an object, or NoSuchKey.
+pub(crate) async fn object_record(
+    gw: &Gateway,
+    bucket: &BucketRecord,
+    key: &str,
+) -> S3Result<ObjectEntry> {
+    current_entry(gw, bucket, key)
         .await?
         .ok_or_else(|| s3_error!(NoSuchKey, "The specified key does not exist."))
+}
+
+/// The condition an `If-Match` / `If-None-Match` pair puts on a write,
+/// decided when the write is applied. S3 takes `If-None-Match: *` only.
+pub(crate) fn write_condition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<Option<Condition>> {
+    match (if_match, if_none_match) {
+        (Some(_), Some(_)) => Err(s3_error!(
+            NotImplemented,
+            "Using both If-Match and If-None-Match on one write is not supported."
+        )),
+        (Some(ETagCondition::Any), None) => Ok(Some(Condition::Present)),
+        (Some(ETagCondition::ETag(e)), None) => Ok(Some(Condition::ETag(e.value().to_owned()))),
+        (None, Some(ETagCondition::Any)) => Ok(Some(Condition::Absent)),
+        (None, Some(ETagCondition::ETag(_))) => Err(s3_error!(
+            NotImplemented,
+            "If-None-Match on a write takes only *."
+        )),
+        (None, None) => Ok(None),
+    }
 }
 
 /// Standard headers kept with an object.
@@ -90,18 +138,18 @@ pub(crate) fn standard_headers(
     })
 }
 
-fn header(rec: &ObjectRecord, name: &str) -> Option<String> {
+fn header(rec: &ObjectEntry, name: &str) -> Option<String> {
     rec.headers
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.clone())
 }
 
-fn metadata(rec: &ObjectRecord) -> Option<Metadata> {
+fn metadata(rec: &ObjectEntry) -> Option<Metadata> {
     (!rec.user_metadata.is_empty()).then(|| rec.user_metadata.iter().cloned().collect())
 }
 
-fn expires(rec: &ObjectRecord) -> Option<Timestamp> {
+fn expires(rec: &ObjectEntry) -> Option<Timestamp> {
     header(rec, "expires").and_then(|s| Timestamp::parse(TimestampFormat::HttpDate, &s).ok())
 }
 
@@ -149,27 +197,6 @@ fn precondition_failed() -> s3s::S3Error {
     )
 }
 
-fn check_write_preconditions(
-    current: Option<&ObjectRecord>,
-    if_match: Option<&ETagCondition>,
-    if_none_match: Option<&ETagCondition>,
-) -> S3Result<()> {
-    if let Some(cond) = if_none_match
-        && let Some(cur) = current
-        && etag_matches(cond, &cur.etag)
-    {
-        return Err(precondition_failed());
-    }
-    if let Some(cond) = if_match {
-        match current {
-            None => return Err(s3_error!(NoSuchKey, "The specified key does not exist.")),
-            Some(cur) if !etag_matches(cond, &cur.etag) => return Err(precondition_failed()),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 fn etag_matches(cond: &ETagCondition, etag: &str) -> bool {
     match cond {
         ETagCondition::Any => true,
@@ -185,7 +212,7 @@ pub(super) async fn put(
     let request = checksum_request(&req.headers)?;
     let trailers = req.trailing_headers.clone();
     let input = req.input;
-    authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     if input
         .content_length
         .is_some_and(|l| l as u64 > MAX_PUT_OBJECT_BYTES)
@@ -195,18 +222,7 @@ pub(super) async fn put(
             "Your proposed upload exceeds the maximum allowed size"
         ));
     }
-    let conditional = input.if_match.is_some() || input.if_none_match.is_some();
-    if conditional {
-        let current = gw
-            .meta
-            .get::<ObjectRecord>(&object_key(&input.bucket, &input.key))
-            .await?;
-        check_write_preconditions(
-            current.as_ref(),
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-        )?;
-    }
+    let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     let std = standard_headers(
         input.content_type.map(|c| c.to_string()),
         input.cache_control,
@@ -227,8 +243,10 @@ pub(super) async fn put(
     )
     .await?;
     let etag_hex = hex::encode(written.md5);
-    let rec = ObjectRecord {
-        size: written.size,
+    let size = written.size;
+    let entry = ObjectEntry {
+        version: VersionId(rand::random()),
+        size,
         etag: etag_hex.clone(),
         last_modified_ms: now_ms(),
         content_type: std.content_type,
@@ -236,11 +254,19 @@ pub(super) async fn put(
         user_metadata: std.user_metadata,
         checksum: checksum.clone(),
         part_sizes: Vec::new(),
-        data: written.data,
+        data: written.data.into_object_data(size),
     };
-    gw.meta
-        .put(object_key(&input.bucket, &input.key), &rec)
-        .await?;
+    // The object becomes visible here, if the condition still holds now.
+    outcome(
+        gw.meta
+            .data(Command::PutObject {
+                bucket: bucket.id,
+                key: input.key,
+                entry,
+                condition,
+            })
+            .await?,
+    )?;
     let f = checksum_fields(checksum.as_ref());
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&etag_hex)),
@@ -250,7 +276,7 @@ pub(super) async fn put(
         checksum_sha1: f.sha1,
         checksum_sha256: f.sha256,
         checksum_type: f.kind,
-        size: Some(rec.size as i64),
+        size: Some(size as i64),
         ..Default::default()
     }))
 }
@@ -258,7 +284,7 @@ pub(super) async fn put(
 /// Evaluate If-Match, If-None-Match, If-Modified-Since and
 /// If-Unmodified-Since as RFC 9110 and S3 order them.
 fn check_read_preconditions(
-    rec: &ObjectRecord,
+    rec: &ObjectEntry,
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
     if_modified_since: Option<&Timestamp>,
@@ -292,7 +318,7 @@ fn check_read_preconditions(
 }
 
 /// The byte range of part `n` (1-based) of an object.
-fn part_range(rec: &ObjectRecord, n: i32) -> S3Result<(std::ops::Range<u64>, i32)> {
+fn part_range(rec: &ObjectEntry, n: i32) -> S3Result<(std::ops::Range<u64>, i32)> {
     let sizes: Vec<u64> = if rec.part_sizes.is_empty() {
         vec![rec.size]
     } else {
@@ -314,7 +340,7 @@ fn part_range(rec: &ObjectRecord, n: i32) -> S3Result<(std::ops::Range<u64>, i32
 /// and its checksum fields, plus the ones given.
 macro_rules! object_output {
     ($ty:ident, $rec:expr, $f:expr, { $($field:ident : $value:expr),* $(,)? }) => {{
-        let rec: &ObjectRecord = $rec;
+        let rec: &ObjectEntry = $rec;
         let f: ChecksumFields = $f;
         $ty {
             $($field: $value,)*
@@ -356,8 +382,8 @@ pub(super) async fn get(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let who = caller(&req)?;
     let input = req.input;
-    authorized_bucket(gw, &who, &input.bucket).await?;
-    let rec = object_record(gw, &input.bucket, &input.key).await?;
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let rec = object_record(gw, &bucket, &input.key).await?;
     check_read_preconditions(
         &rec,
         input.if_match.as_ref(),
@@ -384,7 +410,10 @@ pub(super) async fn get(
         }
         (None, None) => (0..rec.size, false, None),
     };
-    let body = gw.data.read_range(&rec.data, range.clone()).await?;
+    let body = gw
+        .data
+        .read_range(bucket.id, &rec.data, range.clone())
+        .await?;
     let content_range = partial.then(|| {
         if range.is_empty() {
             format!("bytes */{}", rec.size)
@@ -421,8 +450,8 @@ pub(super) async fn head(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let who = caller(&req)?;
     let input = req.input;
-    authorized_bucket(gw, &who, &input.bucket).await?;
-    let rec = object_record(gw, &input.bucket, &input.key).await?;
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let rec = object_record(gw, &bucket, &input.key).await?;
     check_read_preconditions(
         &rec,
         input.if_match.as_ref(),
@@ -476,18 +505,32 @@ pub(super) async fn delete(
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let who = caller(&req)?;
     let input = req.input;
-    authorized_bucket(gw, &who, &input.bucket).await?;
-    if input.if_match.is_some() {
-        let current = gw
-            .meta
-            .get::<ObjectRecord>(&object_key(&input.bucket, &input.key))
-            .await?;
-        check_write_preconditions(current.as_ref(), input.if_match.as_ref(), None)?;
-    }
-    // Deleting a missing key succeeds, as in S3.
-    gw.meta
-        .delete(object_key(&input.bucket, &input.key))
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let if_match = match input.if_match {
+        None => None,
+        Some(ETagCondition::Any) => {
+            return Err(s3_error!(
+                NotImplemented,
+                "If-Match: * on DELETE is not supported."
+            ));
+        }
+        Some(ETagCondition::ETag(e)) => Some(e.value().to_owned()),
+    };
+    // Deleting a missing key succeeds, as in S3, and leaves nothing behind.
+    let o = gw
+        .meta
+        .data(Command::DeleteObjects {
+            bucket: bucket.id,
+            deletions: vec![Deletion {
+                key: input.key,
+                if_match,
+            }],
+        })
         .await?;
+    match o {
+        Outcome::Deleted(mut each) if each.len() == 1 => outcome(each.pop().expect("one"))?,
+        other => outcome(other)?,
+    }
     Ok(S3Response::with_status(
         DeleteObjectOutput::default(),
         http::StatusCode::NO_CONTENT,
@@ -500,7 +543,7 @@ pub(super) async fn delete_many(
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
     let who = caller(&req)?;
     let input = req.input;
-    authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     let objects = input.delete.objects;
     if objects.len() > MAX_DELETE_OBJECTS {
         return Err(s3_error!(
@@ -509,30 +552,46 @@ pub(super) async fn delete_many(
         ));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
-    let results = futures::future::join_all(
-        objects
-            .iter()
-            .map(|o| gw.meta.delete(object_key(&input.bucket, &o.key))),
-    )
-    .await;
+    let deletions = objects
+        .iter()
+        .map(|o| Deletion {
+            key: o.key.clone(),
+            if_match: o.e_tag.as_ref().map(|e| e.value().to_owned()),
+        })
+        .collect();
+    // One command for the whole batch: one commit, not one per key.
+    // A batch the group could not take at all fails as a whole.
+    let each: Vec<S3Result<()>> = match gw
+        .meta
+        .data(Command::DeleteObjects {
+            bucket: bucket.id,
+            deletions,
+        })
+        .await?
+    {
+        Outcome::Deleted(each) if each.len() == objects.len() => {
+            each.into_iter().map(outcome).collect()
+        }
+        other => {
+            outcome(other)?;
+            return Err(s3_error!(InternalError));
+        }
+    };
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
-    for (o, r) in objects.into_iter().zip(results) {
+    for (o, r) in objects.into_iter().zip(each) {
         match r {
-            Ok(_) if !quiet => deleted.push(DeletedObject {
+            Ok(()) if !quiet => deleted.push(DeletedObject {
                 key: Some(o.key),
                 ..Default::default()
             }),
-            Ok(_) => {}
-            Err(e) => {
-                let s3: s3s::S3Error = e.into();
-                errors.push(Error {
-                    key: Some(o.key),
-                    code: Some(s3.code().as_str().to_owned()),
-                    message: s3.message().map(str::to_owned),
-                    ..Default::default()
-                });
-            }
+            Ok(()) => {}
+            Err(s3) => errors.push(Error {
+                key: Some(o.key),
+                code: Some(s3.code().as_str().to_owned()),
+                message: s3.message().map(str::to_owned),
+                ..Default::default()
+            }),
         }
     }
     Ok(S3Response::new(DeleteObjectsOutput {
@@ -549,7 +608,7 @@ pub(super) async fn acl(
     let who = caller(&req)?;
     let input = req.input;
     let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
-    object_record(gw, &input.bucket, &input.key).await?;
+    object_record(gw, &bucket, &input.key).await?;
     let (owner, grants) = super::bucket::owner_full_control(&bucket.owner);
     Ok(S3Response::new(GetObjectAclOutput {
         owner: Some(owner),
@@ -559,7 +618,7 @@ pub(super) async fn acl(
 }
 
 /// Resolve and authorise an `x-amz-copy-source`, check its preconditions,
-/// and return `(bucket, key, record)` (shared by CopyObject and
+/// and return `(bucket, key, entry)` (shared by CopyObject and
 /// UploadPartCopy).
 pub(crate) async fn copy_source(
     gw: &Gateway,
@@ -567,7 +626,7 @@ pub(crate) async fn copy_source(
     source: &CopySource,
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
-) -> S3Result<(String, String, ObjectRecord)> {
+) -> S3Result<(BucketRecord, String, ObjectEntry)> {
     let (src_bucket, src_key) = match source {
         CopySource::Bucket {
             bucket,
@@ -589,7 +648,7 @@ pub(crate) async fn copy_source(
             ));
         }
     };
-    authorized_bucket(gw, who, &src_bucket).await?;
+    let src_bucket = authorized_bucket(gw, who, &src_bucket).await?;
     let src = object_record(gw, &src_bucket, &src_key).await?;
     if let Some(m) = if_match
         && !etag_matches(m, &src.etag)
@@ -604,13 +663,37 @@ pub(crate) async fn copy_source(
     Ok((src_bucket, src_key, src))
 }
 
+/// The destination condition of a CopyObject (`If-Match` / `If-None-Match`
+/// headers, which `s3s` does not parse for it).
+fn copy_condition(headers: &http::HeaderMap) -> S3Result<Option<Condition>> {
+    let parse = |name: &str| -> S3Result<Option<ETagCondition>> {
+        let Some(v) = headers.get(name) else {
+            return Ok(None);
+        };
+        let v = v
+            .to_str()
+            .map_err(|_| s3_error!(InvalidArgument, "Invalid {name} header"))?
+            .trim();
+        Ok(Some(if v == "*" {
+            ETagCondition::Any
+        } else {
+            ETagCondition::ETag(etag(v.trim_matches('"')))
+        }))
+    };
+    write_condition(
+        parse("if-match")?.as_ref(),
+        parse("if-none-match")?.as_ref(),
+    )
+}
+
 pub(super) async fn copy(
     gw: &Gateway,
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let who = caller(&req)?;
+    let condition = copy_condition(&req.headers)?;
     let input = req.input;
-    authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     let (src_bucket, src_key, src) = copy_source(
         gw,
         &who,
@@ -623,14 +706,37 @@ pub(super) async fn copy(
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    if !replace && src_bucket == input.bucket && src_key == input.key {
+    if !replace && src_bucket.id == bucket.id && src_key == input.key {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
         ));
     }
+    if src.size > MAX_COPY_SOURCE_BYTES {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120"
+        ));
+    }
     let mut rec = src.clone();
+    rec.version = VersionId(rand::random());
     rec.last_modified_ms = now_ms();
+    // The copy shares the source's chunks (content addressing makes that
+    // free) but owns its chunk list: the source's parts go with the source.
+    if let ObjectData::Chunks { segments, .. } = &mut rec.data {
+        let mut chunks = Vec::new();
+        for s in segments.iter() {
+            chunks.extend(
+                gw.data
+                    .segment_chunks(src_bucket.id, s.chunks.clone())
+                    .await?,
+            );
+        }
+        *segments = vec![Segment {
+            len: src.size,
+            chunks: SegmentChunks::Here(chunks),
+        }];
+    }
     if replace {
         let std = standard_headers(
             input.content_type.map(|c| c.to_string()),
@@ -645,10 +751,16 @@ pub(super) async fn copy(
         rec.headers = std.headers;
         rec.user_metadata = std.user_metadata;
     }
-    // The copy shares the source's chunks: content addressing makes it free.
-    gw.meta
-        .put(object_key(&input.bucket, &input.key), &rec)
-        .await?;
+    outcome(
+        gw.meta
+            .data(Command::PutObject {
+                bucket: bucket.id,
+                key: input.key,
+                entry: rec.clone(),
+                condition,
+            })
+            .await?,
+    )?;
     let f = checksum_fields(rec.checksum.as_ref());
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {

@@ -1,0 +1,683 @@
+//! The metadata groups one node hosts, and what it serves from them.
+//!
+//! [`Tables`] starts the groups the node has state for, creates and
+//! initializes the groups the cluster map makes it a voter of, sends every
+//! led group's heartbeats at once, proposes commands, serves linearizable
+//! reads and the system group's change feed, and keeps the cluster map the
+//! node knows (learned by applying the system group, or from a system voter).
+
+use super::log::LogStore;
+use super::machine::{Applied, Machine};
+use super::network::{GroupNetwork, Transport};
+use super::{HEARTBEAT_INTERVAL, PeerNode, Raft, ReadBarrier, raft_config};
+use crate::client::NodeClient;
+use crate::db::{self, CF_NODE};
+use cairn::command::{Command, KvRead, Request};
+use cairn::id::NodeId;
+use cairn::layout::Layout;
+use cairn::record::{self, GroupId, ListEntry, ObjectEntry, Table, keys};
+use cairn::rpc::{
+    BootstrapReply, CommandReply, ListItem, MAX_META_BATCH, MAX_SCAN_LIMIT, Read, ReadReply,
+    Refusal, SystemChanges,
+};
+use openraft::ServerState;
+use rocksdb::DB;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Longest a command waits to be committed and applied before the client
+/// is told to retry (it may still commit; the retry then gets its outcome).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a read waits for the leader to confirm its leadership.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest a system-change watch waits for a change before answering.
+pub const SYSTEM_WATCH_WAIT: Duration = Duration::from_millis(500);
+/// Longest a cluster-map watch waits for a newer map before answering.
+pub const MAP_WATCH_WAIT: Duration = Duration::from_secs(30);
+/// Pause before asking a system voter for the cluster map again after a
+/// failure.
+pub const MAP_WATCH_RETRY: Duration = Duration::from_secs(1);
+
+/// One hosted group.
+pub struct Group {
+    /// Its id.
+    pub id: GroupId,
+    /// Its Raft handle.
+    pub raft: Raft,
+    machine: Machine,
+    applied: Arc<Applied>,
+}
+
+/// The metadata groups of one node.
+pub struct Tables {
+    me: NodeId,
+    db: Arc<DB>,
+    dir: PathBuf,
+    client: NodeClient,
+    transport: Arc<Transport>,
+    config: Arc<openraft::Config>,
+    barrier: ReadBarrier,
+    groups: RwLock<HashMap<GroupId, Arc<Group>>>,
+    map: tokio::sync::watch::Sender<Option<Arc<Layout>>>,
+    // Creating and starting groups, one at a time.
+    lifecycle: tokio::sync::Mutex<()>,
+    // System voters whose map is followed.
+    followed: std::sync::Mutex<BTreeSet<String>>,
+    // To the task that starts the map followers (a task of its own so that
+    // adopting a map never waits on what adopting starts).
+    learn: tokio::sync::mpsc::UnboundedSender<Learn>,
+}
+
+/// Map followers to start.
+enum Learn {
+    /// Long-poll this system voter for newer maps.
+    Voter(String),
+    /// Adopt every map this (system) group applies.
+    System(Arc<Group>),
+}
+
+fn refused_unavailable(why: impl std::fmt::Display) -> Refusal {
+    Refusal::Unavailable(why.to_string())
+}
+
+impl Tables {
+    /// Open the groups this node has state for, and the map it knew.
+    pub async fn open(
+        me: NodeId,
+        db: Arc<DB>,
+        data_dir: PathBuf,
+        client: NodeClient,
+        barrier: ReadBarrier,
+    ) -> crate::Result<Arc<Self>> {
+        let cf = db.cf_handle(CF_NODE).expect("node column family");
+        let map: Option<Layout> = db
+            .get_cf(&cf, "layout")?
+            .map(|v| record::decode("layout", &v))
+            .transpose()?;
+        let (learn, mut to_learn) = tokio::sync::mpsc::unbounded_channel();
+        let tables = Arc::new(Self {
+            me,
+            transport: Transport::new(client.clone()),
+            client,
+            dir: data_dir.join("snapshots"),
+            config: Arc::new(raft_config()),
+            barrier,
+            groups: RwLock::new(HashMap::new()),
+            map: tokio::sync::watch::channel(map.map(Arc::new)).0,
+            lifecycle: tokio::sync::Mutex::new(()),
+            followed: std::sync::Mutex::new(BTreeSet::new()),
+            learn,
+            db,
+        });
+        let weak = Arc::downgrade(&tables);
+        tokio::spawn(async move {
+            while let Some(l) = to_learn.recv().await {
+                match l {
+                    Learn::Voter(addr) => tokio::spawn(follow_map(weak.clone(), addr)),
+                    Learn::System(g) => tokio::spawn(follow_system(weak.clone(), g)),
+                };
+            }
+        });
+        for g in super::store::hosted_groups(&tables.db) {
+            tables.ensure_group(g).await?;
+        }
+        if let Some(map) = tables.map() {
+            tables.adopt(map.as_ref().clone()).await;
+        }
+        if let Some(pending) = tables.pending_bootstrap()? {
+            tables.watch_system_voters(&pending);
+        }
+        tables.spawn_heartbeats();
+        Ok(tables)
+    }
+
+    /// The node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.me
+    }
+
+    /// The cluster map this node knows.
+    pub fn map(&self) -> Option<Arc<Layout>> {
+        self.map.borrow().clone()
+    }
+
+    /// A hosted group.
+    pub fn group(&self, id: GroupId) -> Option<Arc<Group>> {
+        self.groups.read().expect("groups lock").get(&id).cloned()
+    }
+
+    /// The Raft handle of a hosted group, for the transport's handler.
+    pub fn raft(&self, id: GroupId) -> Option<Raft> {
+        self.group(id).map(|g| g.raft.clone())
+    }
+
+    /// Every hosted group's state, by group id.
+    pub fn statuses(&self) -> Vec<cairn::rpc::GroupStatus> {
+        let groups = self.groups.read().expect("groups lock");
+        let mut out: Vec<_> = groups
+            .values()
+            .map(|g| {
+                let m = g.raft.metrics().borrow().clone();
+                cairn::rpc::GroupStatus {
+                    group: g.id,
+                    leading: m.state == ServerState::Leader,
+                    leader: m.current_leader.map(NodeId),
+                    term: m.current_term,
+                    applied: m.last_applied.map(|l| l.index).unwrap_or(0),
+                }
+            })
+            .collect();
+        out.sort_by_key(|s| s.group);
+        out
+    }
+
+    /// `(hosted, led)` group counts.
+    pub fn counts(&self) -> (u64, u64) {
+        let groups = self.groups.read().expect("groups lock");
+        let led = groups
+            .values()
+            .filter(|g| g.raft.metrics().borrow().state == ServerState::Leader)
+            .count();
+        (groups.len() as u64, led as u64)
+    }
+
+    /// Start (or find) the Raft instance of a group on this node.
+    pub async fn ensure_group(self: &Arc<Self>, id: GroupId) -> crate::Result<Arc<Group>> {
+        if let Some(g) = self.group(id) {
+            return Ok(g);
+        }
+        let log = LogStore::new(self.db.clone(), id);
+        let machine = Machine::open(self.db.clone(), id, self.dir.join(format!("g{}", id.0)))
+            .map_err(|e| crate::Error::Io(std::io::Error::other(e.to_string())))?;
+        let applied = machine.applied();
+        let network = GroupNetwork {
+            group: id,
+            transport: self.transport.clone(),
+        };
+        let raft = Raft::new(
+            self.me.0,
+            self.config.clone(),
+            network,
+            log,
+            machine.clone(),
+        )
+        .await
+        .map_err(|e| crate::Error::Io(std::io::Error::other(e.to_string())))?;
+        let group = Arc::new(Group {
+            id,
+            raft,
+            machine,
+            applied,
+        });
+        let mut groups = self.groups.write().expect("groups lock");
+        let group = groups.entry(id).or_insert(group).clone();
+        drop(groups);
+        tokio::spawn(report(id, group.raft.metrics()));
+        if id.is_system() {
+            let _ = self.learn.send(Learn::System(group.clone()));
+        }
+        Ok(group)
+    }
+
+    /// Start a group with its first voters (cluster creation). Harmless
+    /// when the group already started: openraft refuses a second start.
+    async fn initialize(&self, group: &Group, voters: &[NodeId], map: &Layout) {
+        let members: BTreeMap<u64, PeerNode> = voters
+            .iter()
+            .map(|v| {
+                let addr = map.node(*v).map(|n| n.addr.clone()).unwrap_or_default();
+                (v.0, PeerNode { addr })
+            })
+            .collect();
+        match group.raft.initialize(members).await {
+            Ok(()) => tracing::info!(group = %group.id, "group started"),
+            Err(e) => tracing::debug!(group = %group.id, error = %e, "group already started"),
+        }
+    }
+
+    /// Take a newer cluster map: keep it, and host (and, at creation,
+    /// start) the groups it makes this node a voter of.
+    pub async fn adopt(self: &Arc<Self>, map: Layout) {
+        let current = self.map().map(|m| m.version).unwrap_or(0);
+        if map.version < current {
+            return;
+        }
+        if map.version > current {
+            let cf = self.db.cf_handle(CF_NODE).expect("node column family");
+            if let Err(e) = self.db.put_cf_opt(
+                &cf,
+                "layout",
+                record::encode(&map),
+                &db::write_options(true),
+            ) {
+                tracing::error!(error = %e, "could not keep the cluster map");
+                return;
+            }
+            tracing::info!(node = %self.me, version = map.version, "cluster map adopted");
+            self.map.send_replace(Some(Arc::new(map.clone())));
+        }
+        let _guard = self.lifecycle.lock().await;
+        for (g, info) in map.groups.iter().enumerate() {
+            let id = GroupId(g as u32);
+            if !info.voters.contains(&self.me) {
+                continue;
+            }
+            let fresh = self.group(id).is_none();
+            let group = match self.ensure_group(id).await {
+                Ok(group) => group,
+                Err(e) => {
+                    tracing::error!(group = %id, error = %e, "could not start group");
+                    continue;
+                }
+            };
+            // Only the creation map starts groups here; voters added later
+            // join through their group's leader.
+            if fresh && info.epoch == 0 && map.version == 1 {
+                self.initialize(&group, &info.voters, &map).await;
+            }
+        }
+        drop(_guard);
+        self.watch_system_voters(&map);
+    }
+
+    fn pending_bootstrap(&self) -> crate::Result<Option<Layout>> {
+        let cf = self.db.cf_handle(CF_NODE).expect("node column family");
+        Ok(self
+            .db
+            .get_cf(&cf, "bootstrap")?
+            .map(|v| record::decode("layout", &v))
+            .transpose()?)
+    }
+
+    /// Take part in creating a cluster whose first map is `layout`.
+    pub async fn bootstrap(self: &Arc<Self>, layout: Layout) -> crate::Result<BootstrapReply> {
+        if let Some(map) = self.map() {
+            return Ok(BootstrapReply::AlreadyCreated(Some(map.as_ref().clone())));
+        }
+        if layout.version != 1 || layout.validate().is_err() {
+            return Err(crate::Error::BadRequest("not a valid first layout".into()));
+        }
+        {
+            let _guard = self.lifecycle.lock().await;
+            match self.pending_bootstrap()? {
+                Some(p) if p != layout => return Ok(BootstrapReply::Conflict),
+                Some(_) => {}
+                None => {
+                    let cf = self.db.cf_handle(CF_NODE).expect("node column family");
+                    self.db.put_cf_opt(
+                        &cf,
+                        "bootstrap",
+                        record::encode(&layout),
+                        &db::write_options(true),
+                    )?;
+                }
+            }
+        }
+        let system = layout.groups[0].voters.clone();
+        if system.contains(&self.me) {
+            let group = self.ensure_group(GroupId::SYSTEM).await?;
+            self.initialize(&group, &system, &layout).await;
+        }
+        self.watch_system_voters(&layout);
+        Ok(BootstrapReply::Accepted)
+    }
+
+    /// Ask the system group's voters for newer maps, unless this node is
+    /// one of them (it applies the map itself).
+    fn watch_system_voters(&self, map: &Layout) {
+        let Some(system) = map.groups.first() else {
+            return;
+        };
+        if system.voters.contains(&self.me) {
+            return;
+        }
+        let mut followed = self.followed.lock().expect("followed lock");
+        for v in &system.voters {
+            if let Some(addr) = map.node(*v).map(|n| n.addr.clone())
+                && followed.insert(addr.clone())
+            {
+                let _ = self.learn.send(Learn::Voter(addr));
+            }
+        }
+    }
+
+    /// Every [`HEARTBEAT_INTERVAL`], send the heartbeats of every group this
+    /// node leads, together (the transport coalesces them per peer).
+    fn spawn_heartbeats(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(tables) = me.upgrade() else { return };
+                let led: Vec<Raft> = tables
+                    .groups
+                    .read()
+                    .expect("groups lock")
+                    .values()
+                    .filter(|g| g.raft.metrics().borrow().state == ServerState::Leader)
+                    .map(|g| g.raft.clone())
+                    .collect();
+                drop(tables);
+                for raft in led {
+                    let _ = raft.trigger().heartbeat().await;
+                }
+            }
+        });
+    }
+
+    /// Propose a command to a group this node leads.
+    pub async fn command(&self, group: GroupId, request: Request) -> CommandReply {
+        if let Err(r) = self.check_group(group, &request.command) {
+            return CommandReply::Refused(r);
+        }
+        let Some(g) = self.group(group) else {
+            return CommandReply::Refused(refused_unavailable(format!(
+                "this node does not host {group}"
+            )));
+        };
+        match tokio::time::timeout(COMMAND_TIMEOUT, g.raft.client_write(request)).await {
+            Ok(Ok(resp)) => CommandReply::Done(resp.data),
+            Ok(Err(e)) => CommandReply::Refused(match e.forward_to_leader::<PeerNode>() {
+                Some(f) => Refusal::NotLeader(f.leader_id.map(NodeId)),
+                None => refused_unavailable(e),
+            }),
+            Err(_) => CommandReply::Refused(refused_unavailable(format!(
+                "{group}: not committed within {COMMAND_TIMEOUT:?}"
+            ))),
+        }
+    }
+
+    /// System commands go to the system group, data commands to the group
+    /// of their bucket.
+    fn check_group(&self, group: GroupId, command: &Command) -> Result<(), Refusal> {
+        if command.is_system() {
+            return if group.is_system() {
+                Ok(())
+            } else {
+                Err(refused_unavailable(
+                    "system commands go to the system group",
+                ))
+            };
+        }
+        let map = self
+            .map()
+            .ok_or_else(|| refused_unavailable("no cluster map yet"))?;
+        let bucket = command.bucket().expect("data commands name their bucket");
+        let groups = map.metadata_groups();
+        let owner = cairn::layout::data_group_of(&bucket.to_hex(), groups);
+        if owner == group {
+            Ok(())
+        } else {
+            Err(refused_unavailable(format!(
+                "bucket {bucket} belongs to {owner}, not {group}"
+            )))
+        }
+    }
+
+    /// Make sure this node leads `group` and its state machine holds every
+    /// write acknowledged before now.
+    async fn read_barrier(&self, g: &Group) -> Result<(), Refusal> {
+        let m = g.raft.metrics().borrow().clone();
+        if m.state != ServerState::Leader {
+            return Err(Refusal::NotLeader(m.current_leader.map(NodeId)));
+        }
+        if self.barrier == ReadBarrier::Lease {
+            let membership = m.membership_config.membership();
+            let joint = membership.get_joint_config().len() > 1;
+            let voters: BTreeSet<u64> = membership.voter_ids().collect();
+            // An entry of this term applied: everything committed before
+            // this leader (its blank entry's predecessors) is applied too.
+            let term_applied = m
+                .last_applied
+                .is_some_and(|l| l.leader_id.term == m.vote.leader_id.term);
+            if !joint
+                && term_applied
+                && m.vote.is_committed()
+                && self.transport.has_lease(g.id, self.me.0, m.vote, &voters)
+            {
+                return Ok(());
+            }
+        }
+        match tokio::time::timeout(READ_TIMEOUT, g.raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(match e.forward_to_leader::<PeerNode>() {
+                Some(f) => Refusal::NotLeader(f.leader_id.map(NodeId)),
+                None => refused_unavailable(e),
+            }),
+            Err(_) => Err(refused_unavailable(format!(
+                "{}: leadership not confirmed within {READ_TIMEOUT:?}",
+                g.id
+            ))),
+        }
+    }
+
+    /// A linearizable read of a group this node leads.
+    pub async fn read(&self, group: GroupId, read: Read) -> ReadReply {
+        let Some(g) = self.group(group) else {
+            return ReadReply::Refused(refused_unavailable(format!(
+                "this node does not host {group}"
+            )));
+        };
+        if let Err(r) = self.read_barrier(&g).await {
+            return ReadReply::Refused(r);
+        }
+        let view = g.machine.view();
+        let work = move || read_view(&view, read);
+        match tokio::task::spawn_blocking(work).await {
+            Ok(reply) => reply,
+            Err(e) => ReadReply::Refused(refused_unavailable(e)),
+        }
+    }
+
+    /// The system records changed after `after`, confirmed by the leader.
+    pub async fn system_changes(&self, after: u64) -> SystemChanges {
+        let Some(g) = self.group(GroupId::SYSTEM) else {
+            return SystemChanges::Refused(refused_unavailable("not a system voter"));
+        };
+        if let Err(r) = self.read_barrier(&g).await {
+            return SystemChanges::Refused(r);
+        }
+        let mut index = g.applied.index.subscribe();
+        let _ = tokio::time::timeout(SYSTEM_WATCH_WAIT, index.wait_for(|i| *i > after)).await;
+        if let Err(r) = self.read_barrier(&g).await {
+            return SystemChanges::Refused(r);
+        }
+        let now = *g.applied.index.borrow();
+        match g.applied.changes_after(after) {
+            Some(keys) => SystemChanges::Changes {
+                index: now.max(after),
+                keys,
+            },
+            None => SystemChanges::Reset { index: now },
+        }
+    }
+
+    /// The map once its version is past `after`, or the current one after
+    /// [`MAP_WATCH_WAIT`].
+    pub async fn watch_map(&self, after: u64) -> Option<Layout> {
+        let mut rx = self.map.subscribe();
+        let _ = tokio::time::timeout(
+            MAP_WATCH_WAIT,
+            rx.wait_for(|m| m.as_ref().is_some_and(|m| m.version > after)),
+        )
+        .await;
+        self.map().map(|m| m.as_ref().clone())
+    }
+
+    /// Stop every group (process shutdown, or a test's restart).
+    pub async fn shutdown(&self) {
+        let groups: Vec<Arc<Group>> = self
+            .groups
+            .write()
+            .expect("groups lock")
+            .drain()
+            .map(|(_, g)| g)
+            .collect();
+        for g in groups {
+            let _ = g.raft.shutdown().await;
+        }
+    }
+}
+
+/// Log what matters of a group's life: this node becoming or ceasing to be
+/// its leader (INFO), the group stopping on an error (ERROR).
+async fn report(
+    group: GroupId,
+    mut metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, PeerNode>>,
+) {
+    let mut leading = false;
+    loop {
+        let (now_leading, term, failed) = {
+            let m = metrics.borrow_and_update();
+            (
+                m.state == ServerState::Leader,
+                m.current_term,
+                m.running_state.as_ref().err().map(|e| e.to_string()),
+            )
+        };
+        if let Some(e) = failed {
+            tracing::error!(%group, error = %e, "metadata group stopped");
+            return;
+        }
+        if now_leading != leading {
+            leading = now_leading;
+            if leading {
+                tracing::info!(%group, term, "leading group");
+            } else {
+                tracing::info!(%group, term, "no longer leading group");
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// On a system voter: adopt every cluster map the system group applies.
+async fn follow_system(tables: std::sync::Weak<Tables>, group: Arc<Group>) {
+    let mut applied = group.applied.index.subscribe();
+    let view = group.machine.view();
+    loop {
+        let map: Option<Layout> = view
+            .get(&keys::cluster_map())
+            .and_then(|v| record::decode("cluster map", &v).ok());
+        let Some(t) = tables.upgrade() else { return };
+        if let Some(map) = map
+            && Some(map.version) > t.map().map(|m| m.version)
+        {
+            t.adopt(map).await;
+        }
+        drop(t);
+        if applied.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Long-poll one system voter for newer cluster maps.
+async fn follow_map(tables: std::sync::Weak<Tables>, addr: String) {
+    loop {
+        let Some(t) = tables.upgrade() else { return };
+        let after = t.map().map(|m| m.version).unwrap_or(0);
+        let client = t.client.clone();
+        drop(t);
+        match client.rpc_watch_map(&addr, after).await {
+            Ok(Some(map)) if map.version > after => {
+                let Some(t) = tables.upgrade() else { return };
+                t.adopt(map).await;
+            }
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(MAP_WATCH_RETRY).await,
+        }
+    }
+}
+
+/// Serve one read from committed state.
+fn read_view(view: &super::store::GroupView, read: Read) -> ReadReply {
+    match read {
+        Read::Get(keys) => {
+            if keys.len() > MAX_META_BATCH {
+                return ReadReply::Refused(refused_unavailable("too many keys"));
+            }
+            ReadReply::Values(keys.iter().map(|k| view.get(k)).collect())
+        }
+        Read::Scan {
+            table,
+            partition_key,
+            prefix,
+            start_after,
+            limit,
+        } => {
+            let limit = limit.clamp(1, MAX_SCAN_LIMIT) as usize;
+            let mut entries = view.scan(
+                table,
+                &partition_key,
+                &prefix,
+                start_after.as_deref(),
+                limit + 1,
+            );
+            let truncated = entries.len() > limit;
+            entries.truncate(limit);
+            ReadReply::Entries(entries, truncated)
+        }
+        Read::ListObjects {
+            bucket,
+            prefix,
+            delimiter,
+            start_after,
+            limit,
+        } => {
+            let limit = limit.clamp(1, MAX_SCAN_LIMIT) as usize;
+            let delimiter = delimiter.filter(|d| !d.is_empty());
+            let pk = bucket.to_hex();
+            let mut items = Vec::new();
+            let mut truncated = false;
+            let mut after = start_after;
+            loop {
+                let mut skip_to: Option<String> = None;
+                view.each(
+                    Table::Objects,
+                    &pk,
+                    &prefix,
+                    after.as_deref(),
+                    |key, value| {
+                        if items.len() == limit {
+                            truncated = true;
+                            return false;
+                        }
+                        if let Some(d) = &delimiter
+                            && let Some(pos) = key[prefix.len()..].find(d.as_str())
+                        {
+                            let common = key[..prefix.len() + pos + d.len()].to_owned();
+                            skip_to = Some(format!("{common}{}", char::MAX));
+                            items.push(ListItem::Prefix(common));
+                            return false;
+                        }
+                        match record::decode::<ObjectEntry>("object entry", value) {
+                            Ok(e) => {
+                                items.push(ListItem::Object(ListEntry::of(key.to_owned(), &e)))
+                            }
+                            Err(e) => tracing::error!(key, error = %e, "unreadable object entry"),
+                        }
+                        true
+                    },
+                );
+                match skip_to {
+                    Some(s) if !truncated => after = Some(s),
+                    _ => break,
+                }
+            }
+            ReadReply::Listing(items, truncated)
+        }
+    }
+}
+
+impl std::fmt::Debug for Tables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tables").field("node", &self.me).finish()
+    }
+}

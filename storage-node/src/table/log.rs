@@ -1,0 +1,275 @@
+//! A group's Raft log and vote in the node's RocksDB.
+//!
+//! Entries are `raft_log[group ++ index BE]`; the vote and the last purged
+//! log id are in `raft_state`. Appends and votes are synced to the WAL
+//! before openraft is told they are durable; one WAL serves every group,
+//! so concurrent appends of many groups share their fsyncs.
+
+// openraft's storage traits return its `StorageError` (large); the helpers
+// here return it too rather than converting back and forth.
+#![allow(clippy::result_large_err)]
+
+use super::TypeConfig;
+use super::store::state_key;
+use crate::db::{self, CF_RAFT_LOG, CF_RAFT_STATE};
+use cairn::record::{self, GroupId};
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
+use rocksdb::{DB, Direction, IteratorMode, WriteBatch};
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+/// One group's log.
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<DB>,
+    group: GroupId,
+}
+
+fn entry_key(group: GroupId, index: u64) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..4].copy_from_slice(&group.0.to_be_bytes());
+    k[4..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn index_of(key: &[u8]) -> u64 {
+    u64::from_be_bytes(key[4..12].try_into().expect("log keys are 12 bytes"))
+}
+
+pub(crate) fn io_err(e: impl std::fmt::Display) -> StorageError<u64> {
+    StorageIOError::<u64>::write(&std::io::Error::other(e.to_string())).into()
+}
+
+fn read_err(e: impl std::fmt::Display) -> StorageError<u64> {
+    StorageIOError::<u64>::read(&std::io::Error::other(e.to_string())).into()
+}
+
+/// Run blocking RocksDB work off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError<u64>> + Send + 'static,
+) -> Result<T, StorageError<u64>> {
+    tokio::task::spawn_blocking(f).await.map_err(io_err)?
+}
+
+impl LogStore {
+    /// The log of `group`.
+    pub fn new(db: Arc<DB>, group: GroupId) -> Self {
+        Self { db, group }
+    }
+
+    fn get_state<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+    ) -> Result<Option<T>, StorageError<u64>> {
+        let cf = self.db.cf_handle(CF_RAFT_STATE).expect("raft state cf");
+        match self
+            .db
+            .get_cf(&cf, state_key(self.group, what))
+            .map_err(read_err)?
+        {
+            Some(v) => Ok(Some(record::decode("raft state", &v).map_err(read_err)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_state<T: serde::Serialize>(
+        &self,
+        what: &str,
+        value: &T,
+    ) -> Result<(), StorageError<u64>> {
+        let cf = self.db.cf_handle(CF_RAFT_STATE).expect("raft state cf");
+        self.db
+            .put_cf_opt(
+                &cf,
+                state_key(self.group, what),
+                record::encode(value),
+                &db::write_options(true),
+            )
+            .map_err(io_err)
+    }
+
+    fn last_entry_id(&self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
+        let cf = self.db.cf_handle(CF_RAFT_LOG).expect("raft log cf");
+        let end = entry_key(self.group, u64::MAX);
+        let mut iter = self
+            .db
+            .iterator_cf(&cf, IteratorMode::From(&end, Direction::Reverse));
+        match iter.next() {
+            Some(Ok((k, v))) if k.starts_with(&self.group.0.to_be_bytes()) => {
+                let e: Entry<TypeConfig> = record::decode("raft entry", &v).map_err(read_err)?;
+                Ok(Some(e.log_id))
+            }
+            Some(Err(e)) => Err(read_err(e)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Remove everything of this group's log and vote (when the group is
+    /// dropped from this node).
+    pub fn destroy(&self) -> Result<(), StorageError<u64>> {
+        let log = self.db.cf_handle(CF_RAFT_LOG).expect("raft log cf");
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            &log,
+            entry_key(self.group, 0),
+            entry_key(self.group, u64::MAX),
+        );
+        self.db
+            .write_opt(batch, &db::write_options(true))
+            .map_err(io_err)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<u64>> {
+        let start = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i + 1,
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(i) => Some(i + 1),
+            Bound::Excluded(i) => Some(*i),
+            Bound::Unbounded => None,
+        };
+        let me = self.clone();
+        blocking(move || {
+            let cf = me.db.cf_handle(CF_RAFT_LOG).expect("raft log cf");
+            let from = entry_key(me.group, start);
+            let mut out = Vec::new();
+            for item in me
+                .db
+                .iterator_cf(&cf, IteratorMode::From(&from, Direction::Forward))
+            {
+                let (k, v) = item.map_err(read_err)?;
+                if !k.starts_with(&me.group.0.to_be_bytes()) {
+                    break;
+                }
+                if end.is_some_and(|e| index_of(&k) >= e) {
+                    break;
+                }
+                out.push(record::decode("raft entry", &v).map_err(read_err)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<u64>> {
+        let me = self.clone();
+        blocking(move || {
+            let last_purged: Option<LogId<u64>> = me.get_state("purged")?;
+            let last = me.last_entry_id()?.or(last_purged);
+            Ok(LogState {
+                last_purged_log_id: last_purged,
+                last_log_id: last,
+            })
+        })
+        .await
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
+        let (me, vote) = (self.clone(), *vote);
+        blocking(move || me.put_state("vote", &vote)).await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
+        let me = self.clone();
+        blocking(move || me.get_state("vote")).await
+    }
+
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<u64>>,
+    ) -> Result<(), StorageError<u64>> {
+        let me = self.clone();
+        blocking(move || me.put_state("committed", &committed)).await
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
+        let me = self.clone();
+        blocking(move || Ok(me.get_state::<Option<LogId<u64>>>("committed")?.flatten())).await
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<u64>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let me = self.clone();
+        let result = blocking(move || {
+            let cf = me.db.cf_handle(CF_RAFT_LOG).expect("raft log cf");
+            let mut batch = WriteBatch::default();
+            for e in &entries {
+                batch.put_cf(&cf, entry_key(me.group, e.log_id.index), record::encode(e));
+            }
+            me.db
+                .write_opt(batch, &db::write_options(true))
+                .map_err(io_err)
+        })
+        .await;
+        let io = result
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| std::io::Error::other(e.to_string()));
+        callback.log_io_completed(io);
+        result
+    }
+
+    async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        let me = self.clone();
+        blocking(move || {
+            let cf = me.db.cf_handle(CF_RAFT_LOG).expect("raft log cf");
+            let mut batch = WriteBatch::default();
+            batch.delete_range_cf(
+                &cf,
+                entry_key(me.group, log_id.index),
+                entry_key(me.group, u64::MAX),
+            );
+            me.db
+                .write_opt(batch, &db::write_options(true))
+                .map_err(io_err)
+        })
+        .await
+    }
+
+    async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        let me = self.clone();
+        blocking(move || {
+            // The state machine's writes are not synced one by one: make
+            // every one before this point durable before the log entries
+            // that could replay them go.
+            me.db.flush_wal(true).map_err(io_err)?;
+            me.put_state("purged", &log_id)?;
+            let cf = me.db.cf_handle(CF_RAFT_LOG).expect("raft log cf");
+            let mut batch = WriteBatch::default();
+            batch.delete_range_cf(
+                &cf,
+                entry_key(me.group, 0),
+                entry_key(me.group, log_id.index + 1),
+            );
+            me.db
+                .write_opt(batch, &db::write_options(true))
+                .map_err(io_err)
+        })
+        .await
+    }
+}

@@ -1,0 +1,305 @@
+//! Metadata groups at the group level: real nodes (RocksDB, fsync, the
+//! node RPC on loopback) in one process, driven through the metadata
+//! client. A cluster is created, commands and reads go through leaders,
+//! a leader is stopped, and a group changes its voters while writes go on.
+
+use cairn::codec::ErasureProfile;
+use cairn::command::{Command, Condition, Outcome};
+use cairn::id::NodeId;
+use cairn::layout::{Layout, NodeInfo};
+use cairn::record::{BucketId, GroupId, ObjectData, ObjectEntry, VersionId, keys};
+use cairn_node::client::NodeClient;
+use cairn_node::config::NodeConfig;
+use cairn_node::server::{self, Node};
+use cairn_node::table::client::{FixedMap, MetaClient, create_cluster};
+use cairn_node::table::{PeerNode, ReadBarrier};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
+
+struct TestNode {
+    node: Arc<Node>,
+    addr: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_node() -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    let config = NodeConfig {
+        data_dir: dir.path().to_path_buf(),
+        cluster_secret: SECRET.into(),
+        fsync: true,
+        read_barrier: ReadBarrier::Lease,
+    };
+    let node = Node::open(&config, None).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server::run(node.clone(), listener, async {
+        let _ = rx.await;
+    }));
+    TestNode {
+        node,
+        addr,
+        stop: Some(tx),
+        _dir: dir,
+    }
+}
+
+impl TestNode {
+    /// Stop serving and stop every group: the node is gone.
+    async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.node.tables.shutdown().await;
+    }
+}
+
+fn layout(nodes: &[TestNode], data_groups: u32) -> Layout {
+    let mut l = Layout {
+        version: 1,
+        profile: ErasureProfile {
+            data_shards: 2,
+            parity_shards: 1,
+        },
+        partition_bits: 4,
+        groups: Vec::new(),
+        nodes: nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| NodeInfo {
+                id: n.node.id,
+                addr: n.addr.clone(),
+                zone: format!("z{i}"),
+                capacity: 1,
+            })
+            .collect(),
+    };
+    l.assign_groups(data_groups).unwrap();
+    l
+}
+
+fn entry(etag: &str) -> ObjectEntry {
+    ObjectEntry {
+        version: VersionId(rand::random()),
+        size: 1,
+        etag: etag.into(),
+        last_modified_ms: 1,
+        content_type: None,
+        headers: vec![],
+        user_metadata: vec![],
+        checksum: None,
+        part_sizes: vec![],
+        data: ObjectData::Inline(vec![b'x']),
+    }
+}
+
+fn put(bucket: BucketId, key: &str, etag: &str, condition: Option<Condition>) -> Command {
+    Command::PutObject {
+        bucket,
+        key: key.into(),
+        entry: entry(etag),
+        condition,
+    }
+}
+
+async fn etag_of(meta: &MetaClient, bucket: BucketId, key: &str) -> Option<String> {
+    let group = meta.bucket_group(bucket).unwrap();
+    meta.get::<ObjectEntry>(group, &keys::object(bucket, key))
+        .await
+        .unwrap()
+        .map(|e| e.etag)
+}
+
+async fn wait_for_map(nodes: &[TestNode], version: u64) {
+    for _ in 0..200 {
+        if nodes
+            .iter()
+            .all(|n| n.node.tables.map().is_some_and(|m| m.version >= version))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the cluster map did not reach every node");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_commit_read_and_survive_their_leader() {
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(start_node().await);
+    }
+    let map = layout(&nodes, 4);
+    let client = NodeClient::new(SECRET);
+    create_cluster(&client, map.clone()).await.unwrap();
+    wait_for_map(&nodes, 1).await;
+    // A second creation is refused.
+    assert!(create_cluster(&client, map.clone()).await.is_err());
+
+    let meta = MetaClient::new(client.clone(), Arc::new(FixedMap(Arc::new(map.clone()))));
+    let bucket = BucketId([3; 16]);
+    assert_eq!(
+        meta.command(
+            meta.bucket_group(bucket).unwrap(),
+            put(bucket, "k", "a", Some(Condition::Absent))
+        )
+        .await
+        .unwrap(),
+        Outcome::Ok
+    );
+    assert_eq!(
+        meta.command(
+            meta.bucket_group(bucket).unwrap(),
+            put(bucket, "k", "b", Some(Condition::Absent))
+        )
+        .await
+        .unwrap(),
+        Outcome::PreconditionFailed
+    );
+    assert_eq!(etag_of(&meta, bucket, "k").await.as_deref(), Some("a"));
+    // A data command sent to the wrong group is refused, not applied.
+    let wrong = GroupId(1 + meta.bucket_group(bucket).unwrap().0 % 4);
+    assert!(
+        meta.command(wrong, put(bucket, "k", "c", None))
+            .await
+            .is_err()
+    );
+
+    // Stop the leader of the bucket's group: writes and reads go on.
+    let group = meta.bucket_group(bucket).unwrap();
+    let leader = nodes
+        .iter()
+        .position(|n| {
+            n.node
+                .tables
+                .group(group)
+                .is_some_and(|g| g.raft.metrics().borrow().state == openraft::ServerState::Leader)
+        })
+        .expect("the group has a leader");
+    nodes[leader].stop().await;
+    let started = std::time::Instant::now();
+    assert_eq!(
+        meta.command(
+            group,
+            put(bucket, "k", "d", Some(Condition::ETag("a".into())))
+        )
+        .await
+        .unwrap(),
+        Outcome::Ok
+    );
+    eprintln!(
+        "write after the leader stopped took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(etag_of(&meta, bucket, "k").await.as_deref(), Some("d"));
+    for n in &mut nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_changes_voters_while_writes_continue() {
+    let mut nodes = Vec::new();
+    for _ in 0..4 {
+        nodes.push(start_node().await);
+    }
+    // The map holds the first three nodes; the fourth joins the group later.
+    let map = layout(&nodes[..3], 1);
+    let client = NodeClient::new(SECRET);
+    create_cluster(&client, map.clone()).await.unwrap();
+    wait_for_map(&nodes[..3], 1).await;
+    let meta = Arc::new(MetaClient::new(
+        client.clone(),
+        Arc::new(FixedMap(Arc::new(map.clone()))),
+    ));
+    let bucket = BucketId([5; 16]);
+    let group = GroupId(1);
+    assert_eq!(meta.bucket_group(bucket).unwrap(), group);
+
+    // A writer that keeps writing numbered keys and remembers what was acknowledged.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (meta, stop) = (meta.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let key = format!("w{i:05}");
+                if let Ok(Outcome::Ok) = meta.command(group, put(bucket, &key, "v", None)).await {
+                    acked.push(key);
+                }
+                i += 1;
+            }
+            acked
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Add node 4 as a learner, then replace node 1 with it (joint consensus).
+    let leader_of = |nodes: &[TestNode]| {
+        nodes
+            .iter()
+            .find(|n| {
+                n.node.tables.group(group).is_some_and(|g| {
+                    g.raft.metrics().borrow().state == openraft::ServerState::Leader
+                })
+            })
+            .map(|n| n.node.clone())
+            .expect("a leader")
+    };
+    let (newcomer_id, newcomer_addr) = (nodes[3].node.id, nodes[3].addr.clone());
+    let newcomer = &nodes[3];
+    newcomer.node.tables.ensure_group(group).await.unwrap();
+    let raft = leader_of(&nodes).tables.group(group).unwrap().raft.clone();
+    raft.add_learner(
+        newcomer.node.id.0,
+        PeerNode {
+            addr: newcomer.addr.clone(),
+        },
+        true,
+    )
+    .await
+    .unwrap();
+    let old = map.groups[1].voters[0];
+    let mut voters: BTreeSet<u64> = map.groups[1].voters.iter().map(|v| v.0).collect();
+    voters.remove(&old.0);
+    voters.insert(newcomer.node.id.0);
+    let raft = leader_of(&nodes).tables.group(group).unwrap().raft.clone();
+    raft.change_membership(voters.clone(), false).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked = writer.await.unwrap();
+    assert!(acked.len() > 10, "writes went on: {}", acked.len());
+
+    // The removed voter goes away; every acknowledged write is readable
+    // through the new voters.
+    let gone = nodes.iter().position(|n| n.node.id == old).unwrap();
+    nodes[gone].stop().await;
+    let mut new_map = map.clone();
+    new_map.groups[1].voters = voters.iter().map(|v| NodeId(*v)).collect();
+    new_map.nodes.push(NodeInfo {
+        id: newcomer_id,
+        addr: newcomer_addr,
+        zone: "z9".into(),
+        capacity: 1,
+    });
+    let meta = MetaClient::new(client, Arc::new(FixedMap(Arc::new(new_map))));
+    let keys: Vec<_> = acked.iter().map(|k| keys::object(bucket, k)).collect();
+    let mut found = BTreeMap::new();
+    for chunk in keys.chunks(500) {
+        let values = meta.get_many(group, chunk.to_vec()).await.unwrap();
+        for (k, v) in chunk.iter().zip(values) {
+            found.insert(k.sort_key.clone(), v.is_some());
+        }
+    }
+    let missing: Vec<_> = found.iter().filter(|(_, ok)| !**ok).collect();
+    assert!(missing.is_empty(), "acknowledged but missing: {missing:?}");
+    for n in &mut nodes {
+        n.stop().await;
+    }
+}
