@@ -1,10 +1,20 @@
 //! Node RPC authentication: every request is SigV4-signed with the cluster
 //! secret (service [`RPC_SIGNING_SERVICE`]).
 //!
-//! Only the method, the URI, `host`, `x-amz-date` and the `x-cairn-*` headers
-//! are signed, so the proxies and HTTP stacks in between may add headers of
-//! their own. Bodies are not signed (`UNSIGNED-PAYLOAD`): shard bodies carry
-//! their own BLAKE3, checked by the receiver, and control bodies are small.
+//! Signed are the method, the URI, `host`, `x-amz-date` and the `x-cairn-*`
+//! headers, among them:
+//!
+//! - `x-cairn-content-blake3`: the BLAKE3 of the body, which the receiver
+//!   checks, so a captured request cannot carry another body;
+//! - `x-cairn-nonce`: `SENDER-COUNTER`, a random id of the sending process
+//!   and a counter it increments per request. Each receiver remembers, per
+//!   sender, the highest counter seen and which of the [`REPLAY_WINDOW`]
+//!   before it were used ([`ReplayGuard`]), so a captured request is
+//!   accepted once. Requests dated more than [`MAX_CLOCK_SKEW`] away, or
+//!   from before the receiver started (it remembers nothing older), are
+//!   refused.
+//!
+//! Proxies and HTTP stacks in between may add headers of their own.
 
 use crate::error::{Error, Result};
 use aws_credential_types::Credentials;
@@ -18,8 +28,30 @@ use std::time::{Duration, SystemTime};
 /// The access key id node RPC requests are signed as.
 pub const RPC_ACCESS_KEY: &str = "cairn-cluster";
 /// Largest accepted difference between a request's `x-amz-date` and the
-/// receiver's clock (the same window S3 allows).
-pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
+/// receiver's clock. Cluster nodes keep their clocks in step (NTP); the
+/// window bounds how long a captured request could be replayed to a node
+/// that forgot it (one restarted, or one that dropped the sender).
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+/// Header: BLAKE3 of the request body, hex.
+pub const CONTENT_HASH_HEADER: &str = "x-cairn-content-blake3";
+/// Header: `SENDER-COUNTER`, both hex.
+pub const NONCE_HEADER: &str = "x-cairn-nonce";
+/// Counters below a sender's highest by more than this are refused; within
+/// it, each is accepted once. Covers requests overtaking each other in flight.
+pub const REPLAY_WINDOW: u64 = 4096;
+/// Senders remembered at once (processes that talked to this node within
+/// [`MAX_CLOCK_SKEW`]); beyond, the least recently heard is forgotten and
+/// requests dated before that moment are refused.
+pub const MAX_REPLAY_SENDERS: usize = 4096;
+
+/// This process's sender id and request counter.
+static SENDER: std::sync::LazyLock<u64> = std::sync::LazyLock::new(rand::random);
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// The BLAKE3 of a body, hex.
+pub fn content_hash(body: &[u8]) -> String {
+    blake3::hash(body).to_hex().to_string()
+}
 
 fn identity(secret: &str) -> Identity {
     Credentials::new(RPC_ACCESS_KEY, secret, None, None, "cairn-cluster-secret").into()
@@ -72,8 +104,21 @@ fn signature(
     Ok((add, signature))
 }
 
-/// Sign an outgoing request in place. Adds `host` when missing.
+/// Sign an outgoing request in place: adds `host` when missing, the body's
+/// hash and a fresh nonce.
 pub fn sign_request(secret: &str, req: &mut reqwest::Request) -> Result<()> {
+    let hash = content_hash(req.body().and_then(|b| b.as_bytes()).unwrap_or_default());
+    let counter = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nonce = format!("{:016x}-{counter:x}", *SENDER);
+    let set = |req: &mut reqwest::Request, name: &'static str, value: String| -> Result<()> {
+        req.headers_mut().insert(
+            name,
+            value.parse().map_err(|_| Error::BadRequest(name.into()))?,
+        );
+        Ok(())
+    };
+    set(req, CONTENT_HASH_HEADER, hash)?;
+    set(req, NONCE_HEADER, nonce)?;
     let url = req.url().clone();
     if !req.headers().contains_key(http::header::HOST) {
         let host = match url.port() {
@@ -103,12 +148,15 @@ pub fn sign_request(secret: &str, req: &mut reqwest::Request) -> Result<()> {
     Ok(())
 }
 
-/// Check an incoming request's signature against the cluster secret.
+/// Check an incoming request: its signature against the cluster secret,
+/// its body against the signed hash, its nonce against `guard`.
 pub fn verify_request(
     secret: &str,
+    guard: &ReplayGuard,
     method: &http::Method,
     uri: &http::Uri,
     headers: &HeaderMap,
+    body: &[u8],
 ) -> Result<()> {
     let fail = |why: &str| Error::Unauthenticated(why.to_owned());
     let auth = headers
@@ -146,7 +194,137 @@ pub fn verify_request(
     if !constant_time_eq(expected.as_bytes(), given.as_bytes()) {
         return Err(fail("signature does not match"));
     }
-    Ok(())
+    let signed_hash = headers
+        .get(CONTENT_HASH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| fail("no body hash"))?;
+    if !constant_time_eq(signed_hash.as_bytes(), content_hash(body).as_bytes()) {
+        return Err(fail("body does not match its signed hash"));
+    }
+    let (sender, counter) = headers
+        .get(NONCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once('-'))
+        .and_then(|(s, c)| {
+            Some((
+                u64::from_str_radix(s, 16).ok()?,
+                u64::from_str_radix(c, 16).ok()?,
+            ))
+        })
+        .ok_or_else(|| fail("no nonce"))?;
+    guard.admit(sender, counter, time)
+}
+
+/// What one sender's requests used.
+struct Window {
+    // The highest counter seen, and a bit per counter below it.
+    highest: u64,
+    seen: Vec<u64>,
+    heard: std::time::Instant,
+}
+
+impl Window {
+    fn new(counter: u64) -> Self {
+        let mut w = Self {
+            highest: counter,
+            seen: vec![0; (REPLAY_WINDOW / 64) as usize],
+            heard: std::time::Instant::now(),
+        };
+        w.mark(counter);
+        w
+    }
+
+    fn bit(counter: u64) -> (usize, u64) {
+        let slot = counter % REPLAY_WINDOW;
+        ((slot / 64) as usize, 1 << (slot % 64))
+    }
+
+    fn mark(&mut self, counter: u64) {
+        let (i, b) = Self::bit(counter);
+        self.seen[i] |= b;
+    }
+
+    /// Whether `counter` is new; records it.
+    fn admit(&mut self, counter: u64) -> bool {
+        self.heard = std::time::Instant::now();
+        if counter > self.highest {
+            // Slots between the old and the new highest now stand for
+            // counters never seen: clear them.
+            let steps = (counter - self.highest).min(REPLAY_WINDOW);
+            for c in self.highest + 1..=self.highest + steps {
+                let (i, b) = Self::bit(c);
+                self.seen[i] &= !b;
+            }
+            self.highest = counter;
+            self.mark(counter);
+            return true;
+        }
+        if self.highest - counter >= REPLAY_WINDOW {
+            return false;
+        }
+        let (i, b) = Self::bit(counter);
+        if self.seen[i] & b != 0 {
+            return false;
+        }
+        self.seen[i] |= b;
+        true
+    }
+}
+
+/// The nonces a node has accepted: each request once.
+pub struct ReplayGuard {
+    senders: std::sync::Mutex<std::collections::HashMap<u64, Window>>,
+    // Requests dated before this are refused: the guard remembers nothing
+    // of them (it started later, or forgot their sender).
+    forgotten_before: std::sync::Mutex<SystemTime>,
+}
+
+impl Default for ReplayGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ReplayGuard {
+    /// A guard that knows nothing before now.
+    pub fn new() -> Self {
+        // Dates have one-second resolution: requests signed in the second
+        // before a restart may still arrive.
+        Self {
+            senders: Default::default(),
+            forgotten_before: std::sync::Mutex::new(SystemTime::now() - Duration::from_secs(1)),
+        }
+    }
+
+    fn admit(&self, sender: u64, counter: u64, dated: SystemTime) -> Result<()> {
+        let refuse = |why: &str| Err(Error::Unauthenticated(why.to_owned()));
+        let mut senders = self.senders.lock().expect("replay guard lock");
+        if let Some(w) = senders.get_mut(&sender) {
+            return if w.admit(counter) {
+                Ok(())
+            } else {
+                refuse("request replayed")
+            };
+        }
+        let mut forgotten = self.forgotten_before.lock().expect("replay guard lock");
+        if dated < *forgotten {
+            return refuse("request older than what this node remembers");
+        }
+        if senders.len() >= MAX_REPLAY_SENDERS {
+            // Senders silent for longer than the skew window can only send
+            // refused requests anyway; past the cap, forget the quietest.
+            let stale = Duration::from_secs(MAX_CLOCK_SKEW.as_secs() * 2);
+            senders.retain(|_, w| w.heard.elapsed() < stale);
+            if senders.len() >= MAX_REPLAY_SENDERS
+                && let Some(quietest) = senders.iter().min_by_key(|(_, w)| w.heard).map(|(s, _)| *s)
+            {
+                senders.remove(&quietest);
+                *forgotten = SystemTime::now();
+            }
+        }
+        senders.insert(sender, Window::new(counter));
+        Ok(())
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -205,7 +383,46 @@ mod tests {
 
     fn check(secret: &str, req: &reqwest::Request) -> Result<()> {
         let uri: http::Uri = req.url().as_str().parse().unwrap();
-        verify_request(secret, req.method(), &uri, req.headers())
+        let body = req.body().and_then(|b| b.as_bytes()).unwrap_or_default();
+        verify_request(
+            secret,
+            &ReplayGuard::new(),
+            req.method(),
+            &uri,
+            req.headers(),
+            body,
+        )
+    }
+
+    #[test]
+    fn a_request_is_accepted_once_and_only_with_its_own_body() {
+        let secret = "s".repeat(40);
+        let client = reqwest::Client::new();
+        let mut req = client
+            .post("http://127.0.0.1:7000/v1/meta/command")
+            .body(b"the real body".to_vec())
+            .build()
+            .unwrap();
+        sign_request(&secret, &mut req).unwrap();
+        let uri: http::Uri = req.url().as_str().parse().unwrap();
+        let guard = ReplayGuard::new();
+        let verify =
+            |body: &[u8]| verify_request(&secret, &guard, req.method(), &uri, req.headers(), body);
+        assert!(verify(b"another body").is_err(), "body swap refused");
+        verify(b"the real body").unwrap();
+        assert!(verify(b"the real body").is_err(), "replay refused");
+    }
+
+    #[test]
+    fn the_replay_window_accepts_reordering_and_refuses_the_old() {
+        let mut w = Window::new(100);
+        assert!(w.admit(102));
+        assert!(w.admit(101), "overtaken, still new");
+        assert!(!w.admit(101));
+        assert!(!w.admit(100));
+        assert!(w.admit(100 + 3 * REPLAY_WINDOW));
+        assert!(!w.admit(102), "too far behind");
+        assert!(w.admit(100 + 3 * REPLAY_WINDOW - 5), "inside the window");
     }
 
     #[test]

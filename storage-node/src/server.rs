@@ -43,6 +43,7 @@ pub struct Node {
     /// The metadata groups it hosts.
     pub tables: Arc<Tables>,
     secret: String,
+    replay: auth::ReplayGuard,
     corrupt_detected: AtomicU64,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     shard_transfers: Arc<tokio::sync::Semaphore>,
@@ -96,6 +97,7 @@ impl Node {
             shards,
             tables,
             secret: config.cluster_secret.clone(),
+            replay: auth::ReplayGuard::new(),
             corrupt_detected: AtomicU64::new(0),
             metrics,
             shard_transfers: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SHARD_TRANSFERS)),
@@ -209,15 +211,18 @@ async fn put_shard(
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| Error::BadRequest("missing shard checksum".into()))?
         .to_owned();
-    blocking(move || {
-        if hex::encode(shard_checksum(&body)) != expected {
-            return Err(Error::BadRequest(
-                "shard body does not match its checksum".into(),
-            ));
-        }
-        node.shards.put(&chunk, index, &body)
-    })
-    .await?;
+    // The signature check verified the body against the signed BLAKE3 of
+    // the content; the shard's checksum is the same hash of the same bytes.
+    let content = headers
+        .get(auth::CONTENT_HASH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content != expected {
+        return Err(Error::BadRequest(
+            "shard body does not match its checksum".into(),
+        ));
+    }
+    blocking(move || node.shards.put(&chunk, index, &body)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -370,29 +375,46 @@ async fn metrics_text(State(node): State<Arc<Node>>) -> Response {
     text.into_response()
 }
 
+/// Read the body (at most the route's limit), then check the signature,
+/// the body against its signed hash, and the nonce. Shard transfers beyond
+/// [`MAX_CONCURRENT_SHARD_TRANSFERS`] wait their turn before their bodies
+/// are read, so buffered bodies stay bounded.
 async fn require_signature(
     State(node): State<Arc<Node>>,
     req: Request,
     next: Next,
 ) -> Result<Response> {
-    auth::verify_request(&node.secret, req.method(), req.uri(), req.headers())?;
-    Ok(next.run(req).await)
-}
-
-/// Queue shard transfers beyond [`MAX_CONCURRENT_SHARD_TRANSFERS`] before
-/// their bodies are read.
-async fn limit_shard_transfers(
-    State(node): State<Arc<Node>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let _permit = node
-        .shard_transfers
-        .clone()
-        .acquire_owned()
+    let shard = req.uri().path().starts_with("/v1/shards/");
+    let _permit = match shard {
+        true => Some(
+            node.shard_transfers
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed"),
+        ),
+        false => None,
+    };
+    let limit = if shard {
+        MAX_SHARD_BYTES
+    } else {
+        MAX_CONTROL_BODY_BYTES
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, limit)
         .await
-        .expect("the semaphore is never closed");
-    next.run(req).await
+        .map_err(|e| Error::BadRequest(format!("body: {e}")))?;
+    auth::verify_request(
+        &node.secret,
+        &node.replay,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &bytes,
+    )?;
+    Ok(next
+        .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await)
 }
 
 /// The node's HTTP router.
@@ -404,11 +426,7 @@ pub fn router(node: Arc<Node>) -> Router {
                 .get(get_shard)
                 .head(head_shard)
                 .delete(delete_shard)
-                .layer(DefaultBodyLimit::max(MAX_SHARD_BYTES))
-                .layer(middleware::from_fn_with_state(
-                    node.clone(),
-                    limit_shard_transfers,
-                )),
+                .layer(DefaultBodyLimit::max(MAX_SHARD_BYTES)),
         )
         .route("/v1/meta/command", post(meta_command))
         .route("/v1/meta/read", post(meta_read))

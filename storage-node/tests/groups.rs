@@ -303,3 +303,27 @@ async fn a_group_changes_voters_while_writes_continue() {
         n.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_request_cannot_be_replayed_or_given_another_body() {
+    let mut node = start_node().await;
+    let http = reqwest::Client::new();
+    let staged = cairn::rpc::StagedLayout::default();
+    let mut req = http
+        .put(format!("http://{}/v1/layout/staged", node.addr))
+        .body(cairn::record::encode(&staged))
+        .build()
+        .unwrap();
+    cairn_node::auth::sign_request(SECRET, &mut req).unwrap();
+    let replay = req.try_clone().unwrap();
+    let mut swapped = req.try_clone().unwrap();
+    let mut other = staged.clone();
+    other.base_version = 99;
+    *swapped.body_mut() = Some(cairn::record::encode(&other).into());
+    // The body swapped on the way: refused, and the genuine request still
+    // goes through once.
+    assert_eq!(http.execute(swapped).await.unwrap().status().as_u16(), 403);
+    assert_eq!(http.execute(req).await.unwrap().status().as_u16(), 204);
+    assert_eq!(http.execute(replay).await.unwrap().status().as_u16(), 403);
+    node.stop().await;
+}

@@ -1,7 +1,7 @@
 //! `cairn-load`: an end-to-end S3 load generator. Measures PUT and GET
 //! throughput for 1 MiB and 64 MiB objects, small-object (4 KiB) operations
-//! per second, and ListObjectsV2 keys per second, with p50/p99 latencies,
-//! against any S3 endpoint.
+//! per second (PUT, GET, DELETE), and ListObjectsV2 keys per second, with
+//! p50/p99 latencies, against any S3 endpoint.
 //!
 //! Every request count and the concurrency are bounded by flags; the run
 //! stops by itself.
@@ -414,6 +414,22 @@ async fn main() -> anyhow::Result<()> {
             keys as f64 / wall.as_secs_f64(),
             latencies.len()
         );
+        let (s, b) = (s3.clone(), args.bucket.clone());
+        let delete = run(
+            "DELETE 4KiB",
+            args.objects_4kib,
+            args.concurrency,
+            0,
+            move |i| {
+                let (s, b, key) = (s.clone(), b.clone(), format!("4KiB/{i}"));
+                async move {
+                    s.delete_object().bucket(b).key(key).send().await?;
+                    Ok(())
+                }
+            },
+        )
+        .await?;
+        delete.print();
     }
     Ok(())
 }
