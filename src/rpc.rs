@@ -156,6 +156,16 @@ pub enum BootstrapReply {
     Conflict,
 }
 
+/// `POST /v1/peer/beat`: a node lives, and leads these groups quietly
+/// (no heartbeats; their followers hold their elections while beats come).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeBeat {
+    /// The sender.
+    pub from: NodeId,
+    /// `(group, term)` of the quiet groups it leads.
+    pub quiet: Vec<(GroupId, u64)>,
+}
+
 /// One metadata group as a node hosting it sees it (`GET /v1/groups`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupStatus {

@@ -340,6 +340,18 @@ impl NodeClient {
         Ok(record::decode("layout", &bytes)?)
     }
 
+    /// Tell a peer this node lives (an encoded `NodeBeat`).
+    pub async fn rpc_node_beat(&self, addr: &str, body: Vec<u8>) -> Result<()> {
+        let b = self
+            .http
+            .post(format!("http://{addr}/v1/peer/beat"))
+            .body(body);
+        let resp = self
+            .send_kind(addr, b, CONTROL_TIMEOUT, Kind::Probe)
+            .await?;
+        Self::ok(addr, resp).await.map(|_| ())
+    }
+
     /// Leave a repair hint with a node.
     pub async fn rpc_put_repair_hint(
         &self,

@@ -310,6 +310,12 @@ async fn bootstrap(State(node): State<Arc<Node>>, body: Bytes) -> Result<Respons
     Ok(encoded(&node.tables.bootstrap(layout).await?))
 }
 
+async fn node_beat(State(node): State<Arc<Node>>, body: Bytes) -> Result<StatusCode> {
+    let beat: cairn::rpc::NodeBeat = record::decode("node beat", &body)?;
+    node.tables.on_beat(beat);
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn repair_hint(State(node): State<Arc<Node>>, body: Bytes) -> Result<StatusCode> {
     let hint: crate::repair::RepairHint = record::decode("repair hint", &body)?;
     blocking(move || crate::repair::put_hint(&node.db, &hint)).await?;
@@ -320,8 +326,8 @@ async fn repair_hint(State(node): State<Arc<Node>>, body: Bytes) -> Result<Statu
 async fn raft(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response> {
     let batch: RaftBatch = record::decode("raft batch", &body)?;
     let replies = futures::future::join_all(batch.messages.into_iter().map(|(group, msg)| {
-        let raft = node.tables.raft(group);
-        async move { record::encode(&network::handle(raft, &msg).await) }
+        let g = node.tables.group(group);
+        async move { record::encode(&network::handle(g, &msg).await) }
     }))
     .await;
     Ok(encoded(&RaftBatchReply { replies }))
@@ -433,6 +439,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/meta/system/changes", get(system_changes))
         .route("/v1/raft", post(raft))
         .route("/v1/repair/hint", post(repair_hint))
+        .route("/v1/peer/beat", post(node_beat))
         .route("/v1/cluster/watch", get(watch_map))
         .route("/v1/cluster/bootstrap", post(bootstrap))
         .route("/v1/identity", get(identity))

@@ -39,6 +39,21 @@ pub const MAP_WATCH_WAIT: Duration = Duration::from_secs(30);
 /// Pause before asking a system voter for the cluster map again after a
 /// failure.
 pub const MAP_WATCH_RETRY: Duration = Duration::from_secs(1);
+/// At cluster creation, how long a group's other voters give its first
+/// voter to start it before they start it themselves.
+pub const LATE_START: Duration = Duration::from_secs(3);
+/// A leader that served no command or read of a group for this long stops
+/// sending its heartbeats and tells its followers the group is quiet
+/// (they stop their election timers for it while they hear from its node):
+/// idle groups cost nothing but the node-level beats. The next command or
+/// read wakes it (a read confirms the leader by a heartbeat round first).
+pub const QUIESCE_AFTER: Duration = Duration::from_secs(2);
+/// How often a node tells every other node it is alive, with the groups it
+/// leads that are quiet.
+pub const NODE_BEAT_INTERVAL: Duration = Duration::from_millis(400);
+/// A follower whose quiet group's leader node has not been heard from for
+/// this long turns its elections for that group back on.
+pub const NODE_SILENT_AFTER: Duration = super::ELECTION_TIMEOUT_MIN;
 
 /// One hosted group.
 pub struct Group {
@@ -48,6 +63,37 @@ pub struct Group {
     pub raft: Raft,
     machine: Machine,
     applied: Arc<Applied>,
+    // When this node last served a command or read of the group: a leader
+    // quiet for longer than QUIESCE_AFTER stops its heartbeats.
+    active: std::sync::Mutex<std::time::Instant>,
+    // Follower side: the leader (node, term) that said the group is quiet,
+    // while this node's elections for it are off.
+    paused_by: std::sync::Mutex<Option<(u64, u64)>>,
+}
+
+impl Group {
+    fn touch(&self) {
+        *self.active.lock().expect("activity lock") = std::time::Instant::now();
+    }
+
+    fn quiet(&self) -> bool {
+        self.active.lock().expect("activity lock").elapsed() > QUIESCE_AFTER
+    }
+
+    fn pause_elections(&self, leader: u64, term: u64) {
+        let mut paused = self.paused_by.lock().expect("pause lock");
+        if paused.is_none() {
+            self.raft.runtime_config().elect(false);
+        }
+        *paused = Some((leader, term));
+    }
+
+    /// Elections on again: the leader spoke, or went silent.
+    pub fn resume_elections(&self) {
+        if self.paused_by.lock().expect("pause lock").take().is_some() {
+            self.raft.runtime_config().elect(true);
+        }
+    }
 }
 
 /// The metadata groups of one node.
@@ -57,10 +103,13 @@ pub struct Tables {
     dir: PathBuf,
     client: NodeClient,
     transport: Arc<Transport>,
+    syncer: Arc<super::log::WalSyncer>,
     config: Arc<openraft::Config>,
     barrier: ReadBarrier,
     groups: RwLock<HashMap<GroupId, Arc<Group>>>,
     map: tokio::sync::watch::Sender<Option<Arc<Layout>>>,
+    // When each peer node last sent its beat.
+    beats: std::sync::Mutex<HashMap<u64, std::time::Instant>>,
     // Creating and starting groups, one at a time.
     lifecycle: tokio::sync::Mutex<()>,
     // System voters whose map is followed.
@@ -100,12 +149,14 @@ impl Tables {
         let tables = Arc::new(Self {
             me,
             transport: Transport::new(client.clone()),
+            syncer: super::log::WalSyncer::start(&db),
             client,
             dir: data_dir.join("snapshots"),
             config: Arc::new(raft_config()),
             barrier,
             groups: RwLock::new(HashMap::new()),
             map: tokio::sync::watch::channel(map.map(Arc::new)).0,
+            beats: std::sync::Mutex::new(HashMap::new()),
             lifecycle: tokio::sync::Mutex::new(()),
             followed: std::sync::Mutex::new(BTreeSet::new()),
             learn,
@@ -188,7 +239,7 @@ impl Tables {
         if let Some(g) = self.group(id) {
             return Ok(g);
         }
-        let log = LogStore::new(self.db.clone(), id);
+        let log = LogStore::new(self.db.clone(), id, self.syncer.clone());
         let machine = Machine::open(self.db.clone(), id, self.dir.join(format!("g{}", id.0)))
             .map_err(|e| crate::Error::Io(std::io::Error::other(e.to_string())))?;
         let applied = machine.applied();
@@ -210,6 +261,8 @@ impl Tables {
             raft,
             machine,
             applied,
+            active: std::sync::Mutex::new(std::time::Instant::now()),
+            paused_by: std::sync::Mutex::new(None),
         });
         let mut groups = self.groups.write().expect("groups lock");
         let group = groups.entry(id).or_insert(group).clone();
@@ -273,9 +326,25 @@ impl Tables {
                 }
             };
             // Only the creation map starts groups here; voters added later
-            // join through their group's leader.
+            // join through their group's leader. The first voter starts
+            // it; the others only if it has not reached them after a while
+            // (it may be down), so the first election is not split.
             if fresh && info.epoch == 0 && map.version == 1 {
-                self.initialize(&group, &info.voters, &map).await;
+                if info.voters.first() == Some(&self.me) {
+                    self.initialize(&group, &info.voters, &map).await;
+                } else {
+                    let (me, voters, map) =
+                        (Arc::downgrade(self), info.voters.clone(), map.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(LATE_START).await;
+                        let Some(t) = me.upgrade() else { return };
+                        if let Some(g) = t.group(id)
+                            && !g.raft.is_initialized().await.unwrap_or(true)
+                        {
+                            t.initialize(&g, &voters, &map).await;
+                        }
+                    });
+                }
             }
         }
         drop(_guard);
@@ -343,30 +412,115 @@ impl Tables {
         }
     }
 
-    /// Every [`HEARTBEAT_INTERVAL`], send the heartbeats of every group this
-    /// node leads, together (the transport coalesces them per peer).
+    /// Every [`HEARTBEAT_INTERVAL`], send the heartbeats of every active
+    /// group this node leads, together (the transport coalesces them per
+    /// peer); every [`NODE_BEAT_INTERVAL`], tell the other nodes this node
+    /// lives and which of its groups are quiet; turn elections back on for
+    /// quiet groups whose leader node went silent.
     fn spawn_heartbeats(self: &Arc<Self>) {
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_beat = std::time::Instant::now();
             loop {
                 tick.tick().await;
                 let Some(tables) = me.upgrade() else { return };
-                let led: Vec<Raft> = tables
+                let groups: Vec<Arc<Group>> = tables
                     .groups
                     .read()
                     .expect("groups lock")
                     .values()
-                    .filter(|g| g.raft.metrics().borrow().state == ServerState::Leader)
-                    .map(|g| g.raft.clone())
+                    .cloned()
                     .collect();
-                drop(tables);
-                for raft in led {
+                let mut quiet = Vec::new();
+                let mut active = Vec::new();
+                for g in &groups {
+                    let m = g.raft.metrics().borrow().clone();
+                    if m.state == ServerState::Leader {
+                        if g.quiet() {
+                            quiet.push((g.id, m.current_term));
+                        } else {
+                            active.push(g.raft.clone());
+                        }
+                    } else {
+                        // Copied out: `resume_elections` takes the lock again.
+                        let paused = *g.paused_by.lock().expect("pause lock");
+                        if let Some((leader, _)) = paused
+                            && tables.silent(leader)
+                        {
+                            g.resume_elections();
+                        }
+                    }
+                }
+                for raft in active {
                     let _ = raft.trigger().heartbeat().await;
+                }
+                if last_beat.elapsed() >= NODE_BEAT_INTERVAL {
+                    last_beat = std::time::Instant::now();
+                    tables.send_beats(quiet);
                 }
             }
         });
+    }
+
+    fn silent(&self, node: u64) -> bool {
+        self.beats
+            .lock()
+            .expect("beats lock")
+            .get(&node)
+            .is_none_or(|t| t.elapsed() > NODE_SILENT_AFTER)
+    }
+
+    /// Tell every other node of the map that this one lives, and which of
+    /// the groups it leads are quiet.
+    fn send_beats(&self, quiet: Vec<(GroupId, u64)>) {
+        let Some(map) = self.map() else { return };
+        let beat = cairn::rpc::NodeBeat {
+            from: self.me,
+            quiet,
+        };
+        let body = record::encode(&beat);
+        for n in map.nodes.iter().filter(|n| n.id != self.me) {
+            let (client, addr, body) = (self.client.clone(), n.addr.clone(), body.clone());
+            tokio::spawn(async move {
+                let _ = client.rpc_node_beat(&addr, body).await;
+            });
+        }
+    }
+
+    /// A beat from another node: its quiet groups stop their elections
+    /// here (while its beats go on); groups it no longer calls quiet, or
+    /// leads no more, start them again.
+    pub fn on_beat(&self, beat: cairn::rpc::NodeBeat) {
+        let from = beat.from.0;
+        self.beats
+            .lock()
+            .expect("beats lock")
+            .insert(from, std::time::Instant::now());
+        let quiet: HashMap<GroupId, u64> = beat.quiet.into_iter().collect();
+        let groups: Vec<Arc<Group>> = self
+            .groups
+            .read()
+            .expect("groups lock")
+            .values()
+            .cloned()
+            .collect();
+        for g in groups {
+            let m = g.raft.metrics().borrow().clone();
+            let led_by_sender = m.current_leader == Some(from);
+            match quiet.get(&g.id) {
+                Some(term) if led_by_sender && *term == m.current_term => {
+                    g.pause_elections(from, *term);
+                }
+                _ => {
+                    let paused = *g.paused_by.lock().expect("pause lock");
+                    if paused.is_some_and(|(leader, _)| leader == from) {
+                        g.resume_elections();
+                    }
+                }
+            }
+        }
     }
 
     /// Propose a command to a group this node leads.
@@ -379,6 +533,7 @@ impl Tables {
                 "this node does not host {group}"
             )));
         };
+        g.touch();
         match tokio::time::timeout(COMMAND_TIMEOUT, g.raft.client_write(request)).await {
             Ok(Ok(resp)) => CommandReply::Done(resp.data),
             Ok(Err(e)) => CommandReply::Refused(match e.forward_to_leader::<PeerNode>() {
@@ -462,6 +617,7 @@ impl Tables {
                 "this node does not host {group}"
             )));
         };
+        g.touch();
         if let Err(r) = self.read_barrier(&g).await {
             return ReadReply::Refused(r);
         }

@@ -1,9 +1,12 @@
 //! A group's Raft log and vote in the node's RocksDB.
 //!
 //! Entries are `raft_log[group ++ index BE]`; the vote and the last purged
-//! log id are in `raft_state`. Appends and votes are synced to the WAL
-//! before openraft is told they are durable; one WAL serves every group,
-//! so concurrent appends of many groups share their fsyncs.
+//! log id are in `raft_state`. Votes are synced before they are saved.
+//! Appends are written at once (readable) and made durable by the node's
+//! one [`WalSyncer`]: a thread that syncs the WAL as soon as appends wait
+//! for it and then tells openraft they are durable. Appends of every group
+//! that arrive while a sync runs share the next one (group commit), so the
+//! rate of log writes is not bound by one fsync each.
 
 // openraft's storage traits return its `StorageError` (large); the helpers
 // here return it too rather than converting back and forth.
@@ -20,11 +23,75 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
+/// Makes appended entries durable: one thread per node syncing the WAL
+/// for every append that waits, in batches.
+pub struct WalSyncer {
+    waiting: std::sync::Mutex<Vec<LogFlushed<TypeConfig>>>,
+    wake: std::sync::Condvar,
+}
+
+impl WalSyncer {
+    /// Start the syncer of `db`; it runs until the process ends (or the
+    /// database is dropped, which ends it at its next wait).
+    pub fn start(db: &Arc<DB>) -> Arc<Self> {
+        let me = Arc::new(Self {
+            waiting: std::sync::Mutex::new(Vec::new()),
+            wake: std::sync::Condvar::new(),
+        });
+        let (weak_db, weak_me) = (Arc::downgrade(db), Arc::downgrade(&me));
+        std::thread::Builder::new()
+            .name("cairn-wal-sync".into())
+            .spawn(move || sync_loop(weak_db, weak_me))
+            .expect("spawning the WAL syncer");
+        me
+    }
+
+    fn wait_for_sync(&self, callback: LogFlushed<TypeConfig>) {
+        self.waiting.lock().expect("syncer lock").push(callback);
+        self.wake.notify_one();
+    }
+}
+
+fn sync_loop(db: std::sync::Weak<DB>, me: std::sync::Weak<WalSyncer>) {
+    loop {
+        let Some(syncer) = me.upgrade() else { return };
+        let batch = {
+            let mut waiting = syncer.waiting.lock().expect("syncer lock");
+            while waiting.is_empty() {
+                let (w, timeout) = syncer
+                    .wake
+                    .wait_timeout(waiting, std::time::Duration::from_secs(1))
+                    .expect("syncer lock");
+                waiting = w;
+                if timeout.timed_out() && waiting.is_empty() && db.strong_count() == 0 {
+                    return;
+                }
+            }
+            std::mem::take(&mut *waiting)
+        };
+        drop(syncer);
+        let result = match db.upgrade() {
+            Some(db) => db
+                .flush_wal(true)
+                .map_err(|e| std::io::Error::other(e.to_string())),
+            None => Err(std::io::Error::other("the database is closed")),
+        };
+        for callback in batch {
+            let r = result
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| std::io::Error::other(e.to_string()));
+            callback.log_io_completed(r);
+        }
+    }
+}
+
 /// One group's log.
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
     group: GroupId,
+    syncer: Arc<WalSyncer>,
 }
 
 fn entry_key(group: GroupId, index: u64) -> [u8; 12] {
@@ -54,9 +121,9 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 impl LogStore {
-    /// The log of `group`.
-    pub fn new(db: Arc<DB>, group: GroupId) -> Self {
-        Self { db, group }
+    /// The log of `group`, made durable by `syncer`.
+    pub fn new(db: Arc<DB>, group: GroupId, syncer: Arc<WalSyncer>) -> Self {
+        Self { db, group, syncer }
     }
 
     fn get_state<T: serde::de::DeserializeOwned>(
@@ -137,8 +204,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(i) => Some(*i),
             Bound::Unbounded => None,
         };
+        // Inline: the entries asked for are nearly always the newest ones,
+        // in the memtable; a trip to the blocking pool costs more than the
+        // read on a busy machine.
         let me = self.clone();
-        blocking(move || {
+        (move || {
             let cf = me.db.cf_handle(CF_RAFT_LOG).expect("raft log cf");
             let from = entry_key(me.group, start);
             let mut out = Vec::new();
@@ -156,8 +226,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
                 out.push(record::decode("raft entry", &v).map_err(read_err)?);
             }
             Ok(out)
-        })
-        .await
+        })()
     }
 }
 
@@ -213,25 +282,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
-        let me = self.clone();
-        let result = blocking(move || {
-            let cf = me.db.cf_handle(CF_RAFT_LOG).expect("raft log cf");
-            let mut batch = WriteBatch::default();
-            for e in &entries {
-                batch.put_cf(&cf, entry_key(me.group, e.log_id.index), record::encode(e));
-            }
-            me.db
-                .write_opt(batch, &db::write_options(true))
-                .map_err(io_err)
-        })
-        .await;
-        let io = result
-            .as_ref()
-            .map(|_| ())
-            .map_err(|e| std::io::Error::other(e.to_string()));
-        callback.log_io_completed(io);
-        result
+        // Written now (readable at once), durable when the syncer says so.
+        let cf = self.db.cf_handle(CF_RAFT_LOG).expect("raft log cf");
+        let mut batch = WriteBatch::default();
+        for e in entries {
+            batch.put_cf(
+                &cf,
+                entry_key(self.group, e.log_id.index),
+                record::encode(&e),
+            );
+        }
+        self.db
+            .write_opt(batch, &db::write_options(false))
+            .map_err(io_err)?;
+        self.syncer.wait_for_sync(callback);
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {

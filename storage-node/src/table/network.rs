@@ -359,19 +359,24 @@ impl RaftNetwork<TypeConfig> for PeerLink {
 }
 
 /// Handle one message for a group of this node.
-pub async fn handle(raft: Option<super::Raft>, body: &[u8]) -> RaftResponse {
-    let Some(raft) = raft else {
+pub async fn handle(group: Option<Arc<super::groups::Group>>, body: &[u8]) -> RaftResponse {
+    let Some(group) = group else {
         return RaftResponse::Failed("this node does not host the group".into());
     };
+    let raft = &group.raft;
     let request: RaftRequest = match record::decode("raft request", body) {
         Ok(r) => r,
         Err(e) => return RaftResponse::Failed(e.to_string()),
     };
     match request {
-        RaftRequest::Append(r) => match raft.append_entries(r).await {
-            Ok(r) => RaftResponse::Append(r),
-            Err(e) => RaftResponse::Failed(e.to_string()),
-        },
+        RaftRequest::Append(r) => {
+            // The leader speaks: the group is not quiet any more.
+            group.resume_elections();
+            match raft.append_entries(r).await {
+                Ok(r) => RaftResponse::Append(r),
+                Err(e) => RaftResponse::Failed(e.to_string()),
+            }
+        }
         RaftRequest::Vote(r) => match raft.vote(r).await {
             Ok(r) => RaftResponse::Vote(r),
             Err(e) => RaftResponse::Failed(e.to_string()),
