@@ -14,7 +14,9 @@
 # (S3_ENDPOINT, S3_ENDPOINTS, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 # AWS_REGION, CAIRN_ADMIN_ENDPOINT, CAIRN_ADMIN_TOKEN).
 # Binaries come from CAIRN_BIN_DIR, or are built (dev profile) first.
-# CAIRN_GATEWAY_FLAGS adds flags to every gateway (e.g. --chunk-size-bytes 8388608).
+# CAIRN_GATEWAY_FLAGS adds flags to every gateway (e.g. --chunk-size-bytes 8388608),
+# CAIRN_NODE_FLAGS to every node (e.g. --read-barrier read-index), and
+# CAIRN_APPLY_FLAGS to the first `cairn layout apply` (e.g. --metadata-groups 64).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 START_TIMEOUT_S=60
@@ -51,7 +53,7 @@ start_node() { # DIR I
     bin="$(cat "$dir/bin-dir")"
     mkdir -p "$dir/node$i"
     nohup "$bin/cairn-node" --data "$dir/node$i" --listen 127.0.0.1:0 \
-        --cluster-secret-file "$dir/cluster-secret" >>"$dir/node$i.log" 2>&1 &
+        --cluster-secret-file "$dir/cluster-secret" ${CAIRN_NODE_FLAGS:-} >>"$dir/node$i.log" 2>&1 &
     echo $! >"$dir/node$i.pid"
     wait_file "$dir/node$i/addr"
     wait_http "http://$(cat "$dir/node$i/addr")/health"
@@ -144,7 +146,8 @@ up)
         i=$((i + 1))
         cli "$dir" layout assign "$id" --zone "zone$i" --capacity 1 >/dev/null
     done
-    cli "$dir" layout apply
+    # shellcheck disable=SC2086
+    cli "$dir" layout apply ${CAIRN_APPLY_FLAGS:-}
     wait_healthy "$dir"
     # Every gateway serves S3 requests before `up` returns.
     for i in $(seq 1 "$gateways"); do wait_http "http://$(cat "$dir/gateway$i.addr")/_cairn/health/ready"; done

@@ -269,6 +269,10 @@ pub mod admin {
         /// until the rebalancer exists, makes existing objects unreadable).
         #[serde(default)]
         pub force: bool,
+        /// Data groups of a new cluster (the first apply only; the default
+        /// otherwise: `layout::DEFAULT_METADATA_GROUPS`).
+        #[serde(default)]
+        pub metadata_groups: Option<u32>,
     }
 
     /// An access key as listed (no secret).

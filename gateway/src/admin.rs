@@ -391,6 +391,13 @@ pub async fn apply_staged(gw: &Gateway, req: ApplyRequest) -> AdminResult<Layout
             .unwrap_or_default(),
         nodes,
     };
+    if current.is_some() && req.metadata_groups.is_some() {
+        return Err(AdminFailure::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidLayout",
+            "the number of metadata groups is fixed when the cluster is created",
+        ));
+    }
     let Some(cur) = &current else {
         layout
             .assign_groups(DEFAULT_METADATA_GROUPS)

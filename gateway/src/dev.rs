@@ -138,6 +138,7 @@ pub async fn run(
             ApplyRequest {
                 profile: Some((4, 2)),
                 force: false,
+                metadata_groups: None,
             },
         )
         .await

@@ -77,6 +77,10 @@ enum LayoutCommand {
         /// Apply even if the change moves data (no rebalancer yet).
         #[arg(long)]
         force: bool,
+        /// Data groups of the metadata (only when the cluster is created;
+        /// fixed afterwards).
+        #[arg(long)]
+        metadata_groups: Option<u32>,
     },
 }
 
@@ -348,13 +352,21 @@ async fn main() -> anyhow::Result<()> {
                 }
                 println!("staged the removal of {node_id}");
             }
-            LayoutCommand::Apply { profile, force } => {
+            LayoutCommand::Apply {
+                profile,
+                force,
+                metadata_groups,
+            } => {
                 let profile = profile.as_deref().map(parse_profile).transpose()?;
                 let v: Value = admin
                     .call(
                         Method::POST,
                         "/_cairn/admin/v1/layout/apply",
-                        Some(&ApplyRequest { profile, force }),
+                        Some(&ApplyRequest {
+                            profile,
+                            force,
+                            metadata_groups,
+                        }),
                     )
                     .await?;
                 if cli.json {

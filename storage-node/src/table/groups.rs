@@ -29,9 +29,10 @@ use std::time::Duration;
 
 /// Longest a command waits to be committed and applied before the client
 /// is told to retry (it may still commit; the retry then gets its outcome).
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Below the client's idle-read timeout, so the client hears the refusal.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(2500);
 /// Longest a read waits for the leader to confirm its leadership.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(3);
+pub const READ_TIMEOUT: Duration = Duration::from_millis(2500);
 /// Longest a system-change watch waits for a change before answering.
 pub const SYSTEM_WATCH_WAIT: Duration = Duration::from_millis(500);
 /// Longest a cluster-map watch waits for a newer map before answering.
