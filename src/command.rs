@@ -255,30 +255,19 @@ pub enum Outcome {
 
 /// Reads and writes of one apply. Reads see the writes made before them
 /// in the same apply.
-pub trait Txn {
-    /// The value under `key`.
-    fn get(&self, key: &MetaKey) -> Option<Vec<u8>>;
-    /// Up to `limit` records of `(table, partition_key)` whose sort key
-    /// starts with `prefix` and sorts after `after`, in order.
-    fn scan(
-        &self,
-        table: Table,
-        partition_key: &str,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Vec<(String, Vec<u8>)>;
+pub trait Txn: KvRead {
     /// Write a record.
     fn put(&mut self, key: MetaKey, value: Vec<u8>);
     /// Remove a record.
     fn delete(&mut self, key: MetaKey);
 }
 
-/// The committed state an apply reads from.
+/// Reads of metadata records: committed state, or a [`Txn`] over it.
 pub trait KvRead {
     /// The value under `key`.
     fn get(&self, key: &MetaKey) -> Option<Vec<u8>>;
-    /// As [`Txn::scan`].
+    /// Up to `limit` records of `(table, partition_key)` whose sort key
+    /// starts with `prefix` and sorts after `after`, in order.
     fn scan(
         &self,
         table: Table,
@@ -311,7 +300,7 @@ impl<'a, B: KvRead + ?Sized> Overlay<'a, B> {
     }
 }
 
-impl<B: KvRead + ?Sized> Txn for Overlay<'_, B> {
+impl<B: KvRead + ?Sized> KvRead for Overlay<'_, B> {
     fn get(&self, key: &MetaKey) -> Option<Vec<u8>> {
         match self.writes.get(key) {
             Some(v) => v.clone(),
@@ -354,7 +343,9 @@ impl<B: KvRead + ?Sized> Txn for Overlay<'_, B> {
         }
         merged.into_iter().take(limit).collect()
     }
+}
 
+impl<B: KvRead + ?Sized> Txn for Overlay<'_, B> {
     fn put(&mut self, key: MetaKey, value: Vec<u8>) {
         self.writes.insert(key, Some(value));
     }

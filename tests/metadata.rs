@@ -583,3 +583,129 @@ async fn a_recreated_bucket_starts_empty_and_sixteen_writers_on_one_key_see_no_5
         digest(&last)
     );
 }
+
+#[tokio::test]
+async fn of_two_concurrent_layout_changes_one_wins_and_the_other_is_told() {
+    let cluster = Cluster::start(6).await;
+    let layout = cluster.admin_get("/_cairn/admin/v1/layout").await.unwrap();
+    let node = layout["current"]["nodes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let version = layout["current"]["version"].as_u64().unwrap();
+    // Stage a change (a new zone name: it moves nothing), then apply it
+    // from two clients at once.
+    cluster
+        .admin_post(
+            "/_cairn/admin/v1/layout/assign",
+            serde_json::json!({"node_id": node, "zone": "elsewhere", "capacity": 1}),
+        )
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let apply = || {
+        let (http, url, token) = (
+            http.clone(),
+            format!("{}/_cairn/admin/v1/layout/apply", cluster.endpoint(0)),
+            cluster.admin_token.clone(),
+        );
+        tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&serde_json::json!({ "force": true }))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    let (a, b) = (apply(), apply());
+    let results = [a.await.unwrap(), b.await.unwrap()];
+    let won: Vec<_> = results.iter().filter(|(s, _)| *s == 200).collect();
+    let lost: Vec<_> = results.iter().filter(|(s, _)| *s == 409).collect();
+    assert_eq!((won.len(), lost.len()), (1, 1), "{results:?}");
+    assert!(lost[0].1.contains("LayoutConflict"), "{}", lost[0].1);
+    let after = cluster.admin_get("/_cairn/admin/v1/layout").await.unwrap();
+    assert_eq!(after["current"]["version"].as_u64(), Some(version + 1));
+}
+
+#[tokio::test]
+async fn conditional_complete_and_copy_are_decided_when_they_commit() {
+    let cluster = Cluster::start(6).await;
+    let s3 = cluster.s3_once_at(0);
+    s3.create_bucket().bucket("cond").send().await.unwrap();
+    cairn_tests::put_bytes(&s3, "cond", "taken", b"first".to_vec()).await;
+    cairn_tests::put_bytes(&s3, "cond", "source", b"copy me".to_vec()).await;
+    // CompleteMultipartUpload with If-None-Match: * on a key that exists.
+    let up = s3
+        .create_multipart_upload()
+        .bucket("cond")
+        .key("taken")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap().to_owned();
+    let part = s3
+        .upload_part()
+        .bucket("cond")
+        .key("taken")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"second"))
+        .send()
+        .await
+        .unwrap();
+    let parts = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(1)
+                .e_tag(part.e_tag().unwrap())
+                .build(),
+        )
+        .build();
+    let e = s3
+        .complete_multipart_upload()
+        .bucket("cond")
+        .key("taken")
+        .upload_id(&id)
+        .if_none_match("*")
+        .multipart_upload(parts.clone())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), Some(412));
+    assert_eq!(cairn_tests::get_bytes(&s3, "cond", "taken").await, b"first");
+    // The upload is still there: completing it onto a free key works.
+    s3.complete_multipart_upload()
+        .bucket("cond")
+        .key("taken")
+        .upload_id(&id)
+        .if_match(md5_hex(b"first"))
+        .multipart_upload(parts)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        cairn_tests::get_bytes(&s3, "cond", "taken").await,
+        b"second"
+    );
+    // CopyObject with If-None-Match: * onto an existing key.
+    let e = s3
+        .copy_object()
+        .bucket("cond")
+        .key("taken")
+        .copy_source("cond/source")
+        .customize()
+        .mutate_request(|r| {
+            r.headers_mut().insert("if-none-match", "*");
+        })
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), Some(412));
+    assert_eq!(
+        cairn_tests::get_bytes(&s3, "cond", "taken").await,
+        b"second"
+    );
+}

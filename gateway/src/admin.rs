@@ -500,6 +500,7 @@ async fn list_keys(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<Vec<KeyIn
             GroupId::SYSTEM,
             Table::AccessKeys,
             "",
+            "",
             None,
             MAX_KEYS_LISTED,
         )

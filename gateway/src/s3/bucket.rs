@@ -16,7 +16,7 @@ pub(crate) async fn all_buckets(gw: &Gateway) -> S3Result<Vec<BucketRecord>> {
     let (buckets, _) = gw
         .meta
         .client
-        .scan_all::<BucketRecord>(GroupId::SYSTEM, Table::Buckets, "", None, MAX_BUCKETS)
+        .scan_all::<BucketRecord>(GroupId::SYSTEM, Table::Buckets, "", "", None, MAX_BUCKETS)
         .await
         .map_err(crate::error::Error::from)?;
     Ok(buckets.into_iter().map(|(_, b)| b).collect())

@@ -613,38 +613,21 @@ async fn all_parts(
     after: Option<i32>,
     limit: usize,
 ) -> S3Result<(Vec<PartRecord>, bool)> {
-    let group = group_of(gw, bucket)?;
     let prefix = keys::parts_prefix(upload_id);
-    let mut out = Vec::new();
-    let mut cursor = after.map(|n| format!("{prefix}{n:05}"));
-    loop {
-        let (page, more) = gw
-            .meta
-            .client
-            .scan(
-                group,
-                Table::Parts,
-                &bucket.id.to_hex(),
-                &prefix,
-                cursor.as_deref(),
-                cairn::rpc::MAX_SCAN_LIMIT,
-            )
-            .await
-            .map_err(crate::error::Error::from)?;
-        for (k, v) in page {
-            if out.len() == limit {
-                return Ok((out, true));
-            }
-            cursor = Some(k);
-            out.push(
-                record::decode::<PartRecord>("part record", &v)
-                    .map_err(crate::error::Error::from)?,
-            );
-        }
-        if !more {
-            return Ok((out, false));
-        }
-    }
+    let (parts, truncated) = gw
+        .meta
+        .client
+        .scan_all::<PartRecord>(
+            group_of(gw, bucket)?,
+            Table::Parts,
+            &bucket.id.to_hex(),
+            &prefix,
+            after.map(|n| format!("{prefix}{n:05}")),
+            limit,
+        )
+        .await
+        .map_err(crate::error::Error::from)?;
+    Ok((parts.into_iter().map(|(_, p)| p).collect(), truncated))
 }
 
 pub(super) async fn abort(
@@ -725,44 +708,27 @@ pub(super) async fn list_uploads(
     let group = group_of(gw, &bucket)?;
     let max = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
     let prefix = input.prefix.clone().unwrap_or_default();
-    let mut cursor = input
+    let cursor = input
         .key_marker
         .as_ref()
         .map(|k| match &input.upload_id_marker {
             Some(u) => format!("{k}\0{u}"),
             None => format!("{k}\0{}", char::MAX),
         });
-    let mut uploads = Vec::new();
-    let mut truncated = false;
-    'scan: loop {
-        let (page, more) = gw
-            .meta
-            .client
-            .scan(
-                group,
-                Table::Uploads,
-                &bucket.id.to_hex(),
-                &prefix,
-                cursor.as_deref(),
-                cairn::rpc::MAX_SCAN_LIMIT,
-            )
-            .await
-            .map_err(crate::error::Error::from)?;
-        for (k, bytes) in page {
-            if uploads.len() == max {
-                truncated = true;
-                break 'scan;
-            }
-            cursor = Some(k);
-            uploads.push(
-                record::decode::<UploadRecord>("upload record", &bytes)
-                    .map_err(crate::error::Error::from)?,
-            );
-        }
-        if !more {
-            break;
-        }
-    }
+    let (uploads, truncated) = gw
+        .meta
+        .client
+        .scan_all::<UploadRecord>(
+            group,
+            Table::Uploads,
+            &bucket.id.to_hex(),
+            &prefix,
+            cursor,
+            max,
+        )
+        .await
+        .map_err(crate::error::Error::from)?;
+    let uploads: Vec<UploadRecord> = uploads.into_iter().map(|(_, u)| u).collect();
     let (next_key, next_id) = match (truncated, uploads.last()) {
         (true, Some(u)) => (Some(u.key.clone()), Some(u.upload_id.clone())),
         _ => (None, None),

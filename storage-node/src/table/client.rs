@@ -239,13 +239,15 @@ impl MetaClient {
         }
     }
 
-    /// Every record of a partition key after `start_after`, decoded, in
-    /// order: at most `limit`, and whether more were left.
+    /// Every record of a partition key whose sort key starts with `prefix`,
+    /// after `start_after`, decoded, in order: at most `limit`, and whether
+    /// more were left.
     pub async fn scan_all<T: DeserializeOwned>(
         &self,
         group: GroupId,
         table: Table,
         partition_key: &str,
+        prefix: &str,
         start_after: Option<String>,
         limit: usize,
     ) -> Result<(Vec<(String, T)>, bool)> {
@@ -257,7 +259,7 @@ impl MetaClient {
                     group,
                     table,
                     partition_key,
-                    "",
+                    prefix,
                     cursor.as_deref(),
                     MAX_SCAN_LIMIT,
                 )

@@ -172,21 +172,6 @@ impl LogStore {
             _ => Ok(None),
         }
     }
-
-    /// Remove everything of this group's log and vote (when the group is
-    /// dropped from this node).
-    pub fn destroy(&self) -> Result<(), StorageError<u64>> {
-        let log = self.db.cf_handle(CF_RAFT_LOG).expect("raft log cf");
-        let mut batch = WriteBatch::default();
-        batch.delete_range_cf(
-            &log,
-            entry_key(self.group, 0),
-            entry_key(self.group, u64::MAX),
-        );
-        self.db
-            .write_opt(batch, &db::write_options(true))
-            .map_err(io_err)
-    }
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {

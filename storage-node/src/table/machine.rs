@@ -140,20 +140,6 @@ impl Machine {
     fn snapshot_path(&self) -> PathBuf {
         self.dir.join("current.snap")
     }
-
-    /// Remove the group's records, state and snapshots from this node.
-    pub fn destroy(&self) -> Result<(), StorageError<u64>> {
-        let meta = self.db.cf_handle(CF_META).expect("meta cf");
-        let state = self.db.cf_handle(CF_RAFT_STATE).expect("raft state cf");
-        let mut batch = WriteBatch::default();
-        batch.delete_range_cf(&meta, group_start(self.group), group_end(self.group));
-        batch.delete_range_cf(&state, group_start(self.group), group_end(self.group));
-        self.db
-            .write_opt(batch, &db::write_options(true))
-            .map_err(io_err)?;
-        let _ = std::fs::remove_dir_all(&self.dir);
-        Ok(())
-    }
 }
 
 /// What applying a run of entries did.
