@@ -5,7 +5,7 @@
 
 use cairn::codec::{Codec, ErasureProfile, ReedSolomonCodec};
 use cairn::id::{ChunkId, NodeId};
-use cairn::layout::{Layout, NodeInfo, PlacementTable};
+use cairn::layout::{Layout, NodeInfo};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
@@ -72,7 +72,7 @@ fn placement(c: &mut Criterion) {
             data_shards: 4,
             parity_shards: 2,
         },
-        partition_bits: 8,
+        partition_bits: 0,
         groups: Vec::new(),
         nodes: (0..12)
             .map(|i| NodeInfo {
@@ -82,12 +82,18 @@ fn placement(c: &mut Criterion) {
                 capacity: 1,
             })
             .collect(),
+        placement: Vec::new(),
     };
+    layout.plan_placement(None).unwrap();
     layout
         .assign_groups(cairn::layout::DEFAULT_METADATA_GROUPS)
         .unwrap();
-    c.bench_function("placement_table_build_12_nodes_256_partitions", |b| {
-        b.iter(|| PlacementTable::build(black_box(&layout)).unwrap())
+    c.bench_function("placement_plan_12_nodes_256_partitions", |b| {
+        b.iter(|| {
+            let mut l = black_box(&layout).clone();
+            l.plan_placement(None).unwrap();
+            l
+        })
     });
 }
 

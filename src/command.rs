@@ -910,7 +910,7 @@ mod tests {
                     data_shards: 1,
                     parity_shards: 0,
                 },
-                partition_bits: 2,
+                partition_bits: 0,
                 groups: vec![],
                 nodes: vec![crate::layout::NodeInfo {
                     id: crate::id::NodeId(1),
@@ -918,7 +918,9 @@ mod tests {
                     zone: "z".into(),
                     capacity: 1,
                 }],
+                placement: vec![],
             };
+            l.plan_placement(None).unwrap();
             l.assign_groups(2).unwrap();
             l
         };

@@ -17,6 +17,7 @@ pub mod command;
 pub mod error;
 pub mod id;
 pub mod layout;
+pub mod placement;
 pub mod record;
 pub mod rpc;
 

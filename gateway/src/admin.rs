@@ -17,9 +17,7 @@ use axum::{Json, Router};
 use cairn::codec::ErasureProfile;
 use cairn::command::{Command, Outcome};
 use cairn::id::NodeId;
-use cairn::layout::{
-    DEFAULT_METADATA_GROUPS, DEFAULT_PARTITION_BITS, Layout, NodeInfo, PlacementTable,
-};
+use cairn::layout::{DEFAULT_METADATA_GROUPS, Layout, NodeInfo, PlacementTable};
 use cairn::record::{AccessKeyRecord, BucketRecord, GroupId, Table};
 use cairn::rpc::admin::*;
 use cairn::rpc::{ListItem, MAX_SCAN_LIMIT, StagedLayout};
@@ -381,16 +379,16 @@ pub async fn apply_staged(gw: &Gateway, req: ApplyRequest) -> AdminResult<Layout
     let mut layout = Layout {
         version: current.as_ref().map(|l| l.version).unwrap_or(0) + 1,
         profile,
-        partition_bits: current
-            .as_ref()
-            .map(|l| l.partition_bits)
-            .unwrap_or(DEFAULT_PARTITION_BITS),
+        partition_bits: 0,
         groups: current
             .as_ref()
             .map(|l| l.groups.clone())
             .unwrap_or_default(),
         nodes,
+        placement: Vec::new(),
     };
+    // Only what must move moves: the plan starts from the current placement.
+    layout.plan_placement(current.as_ref()).map_err(invalid)?;
     if current.is_some() && req.metadata_groups.is_some() {
         return Err(AdminFailure::new(
             StatusCode::BAD_REQUEST,

@@ -66,7 +66,7 @@ fn layout(nodes: &[TestNode], data_groups: u32) -> Layout {
             data_shards: 2,
             parity_shards: 1,
         },
-        partition_bits: 4,
+        partition_bits: 0,
         groups: Vec::new(),
         nodes: nodes
             .iter()
@@ -78,7 +78,9 @@ fn layout(nodes: &[TestNode], data_groups: u32) -> Layout {
                 capacity: 1,
             })
             .collect(),
+        placement: Vec::new(),
     };
+    l.plan_placement(None).unwrap();
     l.assign_groups(data_groups).unwrap();
     l
 }

@@ -24,9 +24,9 @@ struct Cli {
         default_value = "http://127.0.0.1:9000"
     )]
     endpoint: String,
-    /// Admin token.
+    /// Admin token (every command but `layout simulate` needs it).
     #[arg(long, env = "CAIRN_ADMIN_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Option<String>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -81,6 +81,23 @@ enum LayoutCommand {
         /// fixed afterwards).
         #[arg(long)]
         metadata_groups: Option<u32>,
+    },
+    /// Plan a synthetic cluster and measure its placement: balance against
+    /// capacity shares, movement when one node joins or leaves against the
+    /// ideal, shards of a chunk per zone. Needs no cluster.
+    Simulate {
+        /// Nodes.
+        #[arg(long)]
+        nodes: usize,
+        /// Zones (node i is in zone i mod Z).
+        #[arg(long, default_value_t = 1)]
+        zones: usize,
+        /// Erasure profile K+M.
+        #[arg(long, default_value = "4+2")]
+        profile: String,
+        /// Capacity weights, repeated over the nodes (e.g. 1,2,4).
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        capacities: Vec<u32>,
     },
 }
 
@@ -140,6 +157,9 @@ impl Admin {
         body: Option<&impl Serialize>,
     ) -> anyhow::Result<T> {
         let url = format!("{}{path}", self.endpoint.trim_end_matches('/'));
+        if self.token.is_empty() {
+            bail!("set CAIRN_ADMIN_TOKEN (or pass --token)");
+        }
         let mut req = self
             .http
             .request(method, &url)
@@ -193,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
     let admin = Admin {
         http: reqwest::Client::new(),
         endpoint: cli.endpoint.clone(),
-        token: cli.token.clone(),
+        token: cli.token.clone().unwrap_or_default(),
     };
     let none: Option<&()> = None;
     use reqwest::Method;
@@ -351,6 +371,38 @@ async fn main() -> anyhow::Result<()> {
                     return print_json(&v);
                 }
                 println!("staged the removal of {node_id}");
+            }
+            LayoutCommand::Simulate {
+                nodes,
+                zones,
+                profile,
+                capacities,
+            } => {
+                let (k, m) = parse_profile(&profile)?;
+                let s = cairn::layout::simulate(nodes, zones, (k, m), &capacities)?;
+                if cli.json {
+                    print_json(&s)?;
+                } else {
+                    println!(
+                        "{} nodes in {} zones, {}, {} partitions (planned in {} ms)",
+                        s.nodes, s.zones, s.profile, s.partitions, s.plan_ms
+                    );
+                    println!(
+                        "balance: node share / capacity share between {:.3} and {:.3}",
+                        s.balance_min_ratio, s.balance_max_ratio
+                    );
+                    println!(
+                        "movement: {:.3}x the ideal when a node joins, {} when one leaves",
+                        s.movement_add_ratio,
+                        s.movement_remove_ratio
+                            .map(|r| format!("{r:.3}x"))
+                            .unwrap_or_else(|| "none possible".into())
+                    );
+                    println!(
+                        "at most {} shards of a chunk per zone",
+                        s.max_shards_per_zone
+                    );
+                }
             }
             LayoutCommand::Apply {
                 profile,
