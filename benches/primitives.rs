@@ -83,6 +83,10 @@ fn placement(c: &mut Criterion) {
             })
             .collect(),
         placement: Vec::new(),
+        out: Default::default(),
+        leaving: Default::default(),
+        placement_version: 0,
+        history: Vec::new(),
     };
     layout.plan_placement(None).unwrap();
     layout

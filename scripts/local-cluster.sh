@@ -17,9 +17,20 @@
 # CAIRN_GATEWAY_FLAGS adds flags to every gateway (e.g. --chunk-size-bytes 8388608),
 # CAIRN_NODE_FLAGS to every node (e.g. --read-barrier read-index), and
 # CAIRN_APPLY_FLAGS to the first `cairn layout apply` (e.g. --metadata-groups 64).
+# CAIRN_DOWN_OUT_AFTER (seconds) is every node's --down-out-after; the value
+# given to `up` is kept in DIR and used by later start-node and add-node.
+#
+#   add-node DIR [ZONE]   start one more node (not in the layout yet); its id
+#                         is the last line printed: `cairn layout assign ID
+#                         --zone ZONE` and `cairn layout apply` add it
+#   remove-node DIR I     drain node I through the layout (remove + apply),
+#                         wait until the migration away from it is complete
+#                         and it is no longer in the layout, then stop it
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 START_TIMEOUT_S=60
+# Longest wait for a drained node to leave the layout.
+REMOVE_TIMEOUT_S=${REMOVE_TIMEOUT_S:-1800}
 
 die() { echo "local-cluster: $*" >&2; exit 1; }
 
@@ -52,11 +63,21 @@ start_node() { # DIR I
     local dir="$1" i="$2" bin
     bin="$(cat "$dir/bin-dir")"
     mkdir -p "$dir/node$i"
+    local down_out="${CAIRN_DOWN_OUT_AFTER:-}" join=""
+    if compgen -G "$dir/node*/addr" >/dev/null; then join="$(node_addrs "$dir")"; fi
+    [ -z "$down_out" ] && [ -e "$dir/down-out-after" ] && down_out="$(cat "$dir/down-out-after")"
+    # shellcheck disable=SC2086
     nohup "$bin/cairn-node" --data "$dir/node$i" --listen 127.0.0.1:0 \
-        --cluster-secret-file "$dir/cluster-secret" ${CAIRN_NODE_FLAGS:-} >>"$dir/node$i.log" 2>&1 &
+        --cluster-secret-file "$dir/cluster-secret" ${down_out:+--down-out-after "$down_out"} \
+        ${join:+--join "$join"} \
+        ${CAIRN_NODE_FLAGS:-} >>"$dir/node$i.log" 2>&1 &
     echo $! >"$dir/node$i.pid"
     wait_file "$dir/node$i/addr"
     wait_http "http://$(cat "$dir/node$i/addr")/health"
+}
+
+node_id() { # DIR I -> the node's id, from its first log line
+    grep -o 'cairn-node [0-9a-f]\{16\}' "$1/node$2.log" | tail -1 | cut -d' ' -f2
 }
 
 node_addrs() { # DIR -> comma-separated
@@ -128,7 +149,7 @@ ENV
 }
 
 cmd="${1:-}"; dir="${2:-}"
-[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: $0 up|kill-node|start-node|kill-gateway|start-gateway|status|down DIR [...]"
+[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: $0 up|add-node|remove-node|kill-node|start-node|kill-gateway|start-gateway|status|down DIR [...]"
 case "$cmd" in
 up)
     nodes="${3:-6}"; gateways="${4:-1}"
@@ -138,6 +159,7 @@ up)
     random_hex 32 >"$dir/cluster-secret"; random_hex 24 >"$dir/admin-token"
     echo "GK$(random_hex 9 | tr a-f A-F) $(random_hex 24)" >"$dir/root-credentials"
     chmod 600 "$dir/cluster-secret" "$dir/admin-token" "$dir/root-credentials"
+    if [ -n "${CAIRN_DOWN_OUT_AFTER:-}" ]; then echo "$CAIRN_DOWN_OUT_AFTER" >"$dir/down-out-after"; fi
     for i in $(seq 1 "$nodes"); do start_node "$dir" "$i"; done
     for i in $(seq 1 "$gateways"); do start_gateway "$dir" "$i"; done
     write_env "$dir" "$gateways"
@@ -152,6 +174,28 @@ up)
     # Every gateway serves S3 requests before `up` returns.
     for i in $(seq 1 "$gateways"); do wait_http "http://$(cat "$dir/gateway$i.addr")/_cairn/health/ready"; done
     echo "cluster up: $(grep S3_ENDPOINT= "$dir/cluster.env"); environment in $dir/cluster.env"
+    ;;
+add-node)
+    i=1
+    while [ -e "$dir/node$i" ]; do i=$((i + 1)); done
+    start_node "$dir" "$i"
+    [ -n "${3:-}" ] && echo "$3" >"$dir/node$i.zone"
+    id="$(node_id "$dir" "$i")"
+    echo "node $i started (not in the layout yet): cairn layout assign $id --zone ${3:-ZONE}; cairn layout apply" >&2
+    echo "$id"
+    ;;
+remove-node)
+    i="${3:?node number}"
+    id="$(node_id "$dir" "$i")"
+    cli "$dir" layout remove "$id" >/dev/null
+    cli "$dir" layout apply
+    deadline=$((SECONDS + REMOVE_TIMEOUT_S))
+    while cli "$dir" node list --json | grep -q "\"$id\""; do
+        [ $SECONDS -lt $deadline ] || die "node $i ($id) still in the layout after ${REMOVE_TIMEOUT_S}s"
+        sleep 1
+    done
+    kill_pid_file "$dir/node$i.pid" TERM
+    echo "node $i ($id) drained and stopped"
     ;;
 kill-node) kill_pid_file "$dir/node${3:?node number}.pid" KILL ;;
 start-node) start_node "$dir" "${3:?node number}" ;;

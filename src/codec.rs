@@ -17,7 +17,7 @@ pub const MAX_TOTAL_SHARDS: usize = 255;
 const _: () = assert!(MAX_TOTAL_SHARDS <= 255);
 
 /// Which codec encoded a chunk. Stored in every manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum CodecId {
     /// Reed-Solomon over GF(2^8) as implemented by `reed-solomon-erasure`.
@@ -68,6 +68,73 @@ impl ErasureProfile {
     /// The length of each shard of a chunk of `chunk_len` bytes.
     pub fn shard_len(&self, chunk_len: usize) -> usize {
         chunk_len.div_ceil(usize::from(self.data_shards)).max(1)
+    }
+}
+
+/// What a node needs to rebuild a chunk from its shards without the
+/// manifest: the codec, the profile and the chunk's length. Every shard file
+/// carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ShardGeometry {
+    /// The codec.
+    pub codec: CodecId,
+    /// Its profile.
+    pub profile: ErasureProfile,
+    /// The chunk's length in bytes.
+    pub chunk_len: u64,
+}
+
+impl ShardGeometry {
+    /// Reed-Solomon geometry of a chunk of `chunk_len` bytes.
+    pub fn reed_solomon(profile: ErasureProfile, chunk_len: u64) -> Self {
+        Self {
+            codec: CodecId::ReedSolomonGf8,
+            profile,
+            chunk_len,
+        }
+    }
+
+    /// The length of each of its shards.
+    pub fn shard_len(&self) -> usize {
+        self.profile.shard_len(self.chunk_len as usize)
+    }
+}
+
+impl std::fmt::Display for ShardGeometry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "rs8-{}-{}-{}",
+            self.profile.data_shards, self.profile.parity_shards, self.chunk_len
+        )
+    }
+}
+
+impl std::str::FromStr for ShardGeometry {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::Codec(format!("bad shard geometry {s:?}"));
+        let mut parts = s.split('-');
+        if parts.next() != Some("rs8") {
+            return Err(bad());
+        }
+        let mut num = || {
+            parts
+                .next()
+                .and_then(|p| p.parse::<u64>().ok())
+                .ok_or_else(bad)
+        };
+        let (k, m, len) = (num()?, num()?, num()?);
+        if k == 0 || k + m > MAX_TOTAL_SHARDS as u64 {
+            return Err(bad());
+        }
+        Ok(Self::reed_solomon(
+            ErasureProfile {
+                data_shards: k as u8,
+                parity_shards: m as u8,
+            },
+            len,
+        ))
     }
 }
 

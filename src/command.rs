@@ -919,6 +919,10 @@ mod tests {
                     capacity: 1,
                 }],
                 placement: vec![],
+                out: Default::default(),
+                leaving: Default::default(),
+                placement_version: 0,
+                history: Vec::new(),
             };
             l.plan_placement(None).unwrap();
             l.assign_groups(2).unwrap();

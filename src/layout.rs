@@ -17,7 +17,7 @@ use crate::id::{ChunkId, NodeId};
 use crate::placement::{self, Member};
 use crate::record::GroupId;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 pub use crate::placement::MAX_PARTITION_BITS;
 /// Largest capacity weight a node can be given.
@@ -29,6 +29,31 @@ pub const MAX_CAPACITY: u32 = 64;
 pub const DEFAULT_METADATA_GROUPS: u32 = 32;
 /// Largest number of data groups a cluster may have.
 pub const MAX_METADATA_GROUPS: u32 = 1024;
+/// Most earlier placements a map keeps while their data moves (each a
+/// migration still in progress); a change that would need more waits.
+pub const MAX_PLACEMENT_HISTORY: usize = 8;
+
+/// A node marked out: placement gives its slots to other nodes until it
+/// is in again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutMark {
+    /// Marked by the cluster after the down-out grace (and taken back in
+    /// when it returns), rather than by an operator.
+    pub auto: bool,
+    /// When, ms since the epoch.
+    pub since_ms: u64,
+}
+
+/// An earlier effective placement whose shards may still sit on its nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastPlacement {
+    /// The placement version it was.
+    pub version: u64,
+    /// Its partition count exponent.
+    pub partition_bits: u8,
+    /// Its rows.
+    pub rows: Vec<Vec<NodeId>>,
+}
 
 /// One storage node as the layout knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,8 +84,20 @@ pub struct Layout {
     /// The storage nodes.
     pub nodes: Vec<NodeInfo>,
     /// Partition -> its `k + m` nodes, by shard index
-    /// ([`Layout::plan_placement`]).
+    /// ([`Layout::plan_placement`]), as planned: nodes marked out keep
+    /// their slots here, and [`Layout::effective_placement`] lends them to
+    /// others.
     pub placement: Vec<Vec<NodeId>>,
+    /// Nodes marked out.
+    pub out: BTreeMap<NodeId, OutMark>,
+    /// Nodes being drained: they hold nothing in the plan, and leave
+    /// `nodes` when the migration away from them completes.
+    pub leaving: BTreeSet<NodeId>,
+    /// The map version at which the effective placement last changed.
+    pub placement_version: u64,
+    /// Earlier effective placements, newest first, kept until every node
+    /// has moved their data to the current one.
+    pub history: Vec<PastPlacement>,
 }
 
 /// One metadata group as the cluster map records it.
@@ -144,7 +181,152 @@ impl Layout {
                 )));
             }
         }
+        if let Some(n) = self
+            .out
+            .keys()
+            .chain(&self.leaving)
+            .find(|n| !ids.contains(n))
+        {
+            return Err(Error::InvalidLayout(format!(
+                "node {n} is out or leaving but not in the layout"
+            )));
+        }
+        if self.history.len() > MAX_PLACEMENT_HISTORY {
+            return Err(Error::InvalidLayout(format!(
+                "{} migrations in progress, at most {MAX_PLACEMENT_HISTORY}",
+                self.history.len()
+            )));
+        }
+        for past in &self.history {
+            if past.partition_bits > MAX_PARTITION_BITS
+                || past.rows.len() != 1usize << past.partition_bits
+                || past.rows.iter().flatten().any(|n| !ids.contains(n))
+            {
+                return Err(Error::InvalidLayout(format!(
+                    "placement {} of the history is not over nodes of the layout",
+                    past.version
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// The placement in force: the planned rows, with the slots of nodes
+    /// marked out given to other nodes (the neediest that fit, as when a
+    /// node leaves), so it is a function of the plan and the out-set only,
+    /// and a node taken back in gets exactly its slots back.
+    pub fn effective_placement(&self) -> Result<Vec<Vec<NodeId>>> {
+        if self.out.is_empty() {
+            return Ok(self.placement.clone());
+        }
+        let members: Vec<Member> = self
+            .members()
+            .into_iter()
+            .map(|mut m| {
+                if self.out.contains_key(&m.id) {
+                    m.capacity = 0;
+                }
+                m
+            })
+            .collect();
+        placement::fill(
+            &members,
+            self.profile.total_shards(),
+            self.partition_bits,
+            &self.placement,
+        )
+        .map_err(|_| {
+            Error::InvalidLayout(
+                "the nodes still in cannot hold every shard of a chunk apart".into(),
+            )
+        })
+    }
+
+    /// The next version of this map, changed by `change`; when the effective
+    /// placement changes, the current one joins the history (its data moves
+    /// to the new owners before it retires). Fails when the result is not a
+    /// valid map.
+    pub fn next(&self, change: impl FnOnce(&mut Layout) -> Result<()>) -> Result<Layout> {
+        let before = self.effective_placement()?;
+        let mut next = self.clone();
+        next.version = self.version + 1;
+        change(&mut next)?;
+        let after = next.effective_placement()?;
+        if after != before || next.partition_bits != self.partition_bits {
+            // A split keeps every row: no data moves, no history needed.
+            let split_only = next.partition_bits > self.partition_bits
+                && after.iter().enumerate().all(|(p, row)| {
+                    *row == before[p >> (next.partition_bits - self.partition_bits)]
+                });
+            if !split_only {
+                next.history.insert(
+                    0,
+                    PastPlacement {
+                        version: self.placement_version,
+                        partition_bits: self.partition_bits,
+                        rows: before,
+                    },
+                );
+                next.placement_version = next.version;
+            }
+        }
+        next.validate()?;
+        Ok(next)
+    }
+
+    /// Give every metadata group whose voters include a node that is out or
+    /// leaving another voter in its place: the node in with the fewest
+    /// voterships (ties by id), not yet a voter of the group. The epoch of
+    /// each changed group goes up. Fails when too few nodes are in.
+    pub fn replace_voters(&mut self) -> Result<()> {
+        let gone = |n: &NodeId| self.out.contains_key(n) || self.leaving.contains(n);
+        let mut load: BTreeMap<NodeId, usize> = self
+            .nodes
+            .iter()
+            .filter(|n| !gone(&n.id))
+            .map(|n| (n.id, 0))
+            .collect();
+        for v in self.groups.iter().flat_map(|g| &g.voters) {
+            if let Some(c) = load.get_mut(v) {
+                *c += 1;
+            }
+        }
+        let mut groups = self.groups.clone();
+        for (g, info) in groups.iter_mut().enumerate() {
+            if !info.voters.iter().any(gone) {
+                continue;
+            }
+            for slot in 0..info.voters.len() {
+                if !gone(&info.voters[slot]) {
+                    continue;
+                }
+                let pick = load
+                    .iter()
+                    .filter(|(n, _)| !info.voters.contains(n))
+                    .min_by_key(|(n, c)| (**c, **n))
+                    .map(|(n, _)| *n)
+                    .ok_or_else(|| {
+                        Error::InvalidLayout(format!(
+                            "group {g}: no node in to replace voter {}",
+                            info.voters[slot]
+                        ))
+                    })?;
+                *load.get_mut(&pick).expect("listed") += 1;
+                info.voters[slot] = pick;
+            }
+            info.epoch += 1;
+        }
+        self.groups = groups;
+        Ok(())
+    }
+
+    /// Every node of the current placement holds its shards: forget the
+    /// earlier placements and the drained nodes.
+    pub fn retire_history(&mut self) {
+        self.history.clear();
+        let leaving = std::mem::take(&mut self.leaving);
+        self.nodes.retain(|n| !leaving.contains(&n.id));
+        self.out.retain(|n, _| !leaving.contains(n));
     }
 
     /// The members placement plans over, by id (so the plan does not
@@ -156,7 +338,11 @@ impl Layout {
             .map(|n| Member {
                 id: n.id,
                 zone: n.zone.clone(),
-                capacity: n.capacity,
+                capacity: if self.leaving.contains(&n.id) {
+                    0
+                } else {
+                    n.capacity
+                },
             })
             .collect();
         out.sort_by_key(|m| m.id);
@@ -307,6 +493,10 @@ pub fn simulate(
         groups: Vec::new(),
         nodes: (0..n).map(node).collect(),
         placement: Vec::new(),
+        out: Default::default(),
+        leaving: Default::default(),
+        placement_version: 0,
+        history: Vec::new(),
     };
     let total = usize::from(k) + usize::from(m);
     let share = |l: &Layout, i: usize| {
@@ -346,6 +536,35 @@ pub fn simulate(
     })
 }
 
+/// The partitions (first and last) of a `bits`-bit placement that overlap
+/// partition `p` of a `of_bits`-bit one.
+fn overlapping(p: u32, of_bits: u8, bits: u8) -> (u32, u32) {
+    if bits <= of_bits {
+        let q = p >> (of_bits - bits);
+        (q, q)
+    } else {
+        let shift = bits - of_bits;
+        (p << shift, ((p + 1) << shift) - 1)
+    }
+}
+
+/// The key range (`chunk id ++ shard index`, end excluded) of partition `p`
+/// of a `bits`-bit placement.
+pub fn partition_key_range(p: u32, bits: u8) -> ([u8; 33], [u8; 33]) {
+    let mut from = [0u8; 33];
+    let mut to = [0xffu8; 33];
+    if bits > 0 {
+        let start = u64::from(p) << (32 - u32::from(bits));
+        from[..4].copy_from_slice(&(start as u32).to_be_bytes());
+        let end = (u64::from(p) + 1) << (32 - u32::from(bits));
+        if end <= u64::from(u32::MAX) {
+            to = [0u8; 33];
+            to[..4].copy_from_slice(&(end as u32).to_be_bytes());
+        }
+    }
+    (from, to)
+}
+
 /// The data group (of `groups`) a partition key hashes to.
 pub fn data_group_of(partition_key: &str, groups: u32) -> GroupId {
     assert!(groups >= 1, "a cluster has at least one data group");
@@ -354,16 +573,20 @@ pub fn data_group_of(partition_key: &str, groups: u32) -> GroupId {
     GroupId(1 + (n % u64::from(groups)) as u32)
 }
 
-/// Partition -> the ordered `k + m` nodes that hold its shards.
+/// Partition -> the ordered `k + m` nodes that hold its shards, in the
+/// placement in force and in the earlier ones still migrating.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlacementTable {
     /// The layout version this table was built from.
     pub version: u64,
+    /// The map version at which this placement came into force.
+    pub placement_version: u64,
     /// The profile of that layout.
     pub profile: ErasureProfile,
     /// log2 of the partition count.
     pub partition_bits: u8,
     partitions: Vec<Vec<NodeId>>,
+    past: Vec<(u8, Vec<Vec<NodeId>>)>,
     groups: Vec<GroupInfo>,
 }
 
@@ -373,9 +596,15 @@ impl PlacementTable {
         layout.validate()?;
         Ok(Self {
             version: layout.version,
+            placement_version: layout.placement_version,
             profile: layout.profile,
             partition_bits: layout.partition_bits,
-            partitions: layout.placement.clone(),
+            partitions: layout.effective_placement()?,
+            past: layout
+                .history
+                .iter()
+                .map(|p| (p.partition_bits, p.rows.clone()))
+                .collect(),
             groups: layout.groups.clone(),
         })
     }
@@ -393,6 +622,51 @@ impl PlacementTable {
     /// The `k + m` nodes that hold a chunk's shards, shard index order.
     pub fn chunk_nodes(&self, chunk: &ChunkId) -> &[NodeId] {
         self.partition_nodes(chunk.partition(self.partition_bits))
+    }
+
+    /// Whether earlier placements are still migrating.
+    pub fn migrating(&self) -> bool {
+        !self.past.is_empty()
+    }
+
+    /// The rows of the earlier placements a chunk was placed by, newest
+    /// first.
+    pub fn past_rows(&self, chunk: &ChunkId) -> impl Iterator<Item = &[NodeId]> {
+        self.past
+            .iter()
+            .map(move |(bits, rows)| rows[chunk.partition(*bits) as usize].as_slice())
+    }
+
+    /// Where shard `index` of a chunk may be: its owner now, then its
+    /// owners in the earlier placements still migrating, each once.
+    pub fn shard_holders(&self, chunk: &ChunkId, index: usize) -> Vec<NodeId> {
+        let mut out: Vec<NodeId> = Vec::with_capacity(1 + self.past.len());
+        let now = self.chunk_nodes(chunk).get(index).copied();
+        let past = self.past_rows(chunk).map(|row| row.get(index).copied());
+        for n in std::iter::once(now).chain(past).flatten() {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+        out
+    }
+
+    /// Every node that may hold shards of partition `partition` of the
+    /// placement in force: its row, and the rows of the earlier placements
+    /// that overlap it.
+    pub fn partition_sources(&self, partition: u32) -> Vec<NodeId> {
+        let mut out: Vec<NodeId> = self.partition_nodes(partition).to_vec();
+        for (bits, rows) in &self.past {
+            let (lo, hi) = overlapping(partition, self.partition_bits, *bits);
+            for row in &rows[lo as usize..=hi as usize] {
+                for n in row {
+                    if !out.contains(n) {
+                        out.push(*n);
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Number of data groups.
@@ -456,6 +730,10 @@ mod tests {
                 })
                 .collect(),
             placement: Vec::new(),
+            out: Default::default(),
+            leaving: Default::default(),
+            placement_version: 0,
+            history: Vec::new(),
         }
     }
 
@@ -484,6 +762,70 @@ mod tests {
         let g = t.data_group("0123456789abcdef");
         assert!((1..=8).contains(&g.0));
         assert_eq!(g, t.data_group("0123456789abcdef"));
+    }
+
+    #[test]
+    fn a_node_out_lends_only_its_own_slots_and_gets_them_back() {
+        let base = layout(7, 7, 4, 2);
+        let gone = base.nodes[3].id;
+        let out = base
+            .next(|l| {
+                l.out.insert(
+                    gone,
+                    OutMark {
+                        auto: true,
+                        since_ms: 1,
+                    },
+                );
+                l.replace_voters()
+            })
+            .unwrap();
+        let (before, after) = (
+            base.effective_placement().unwrap(),
+            out.effective_placement().unwrap(),
+        );
+        for (b, a) in before.iter().zip(&after) {
+            for (x, y) in b.iter().zip(a) {
+                assert!(x == y || *x == gone, "only the out node's slots change");
+                assert_ne!(*y, gone);
+            }
+        }
+        assert_eq!(out.history.len(), 1, "the old placement migrates");
+        assert_eq!(out.placement_version, out.version);
+        assert!(out.groups.iter().all(|g| !g.voters.contains(&gone)));
+        let back = out.next(|l| {
+            l.out.remove(&gone);
+            Ok(())
+        });
+        let back = back.unwrap();
+        assert_eq!(
+            back.effective_placement().unwrap(),
+            before,
+            "its slots return"
+        );
+        let mut retired = back.clone();
+        retired.retire_history();
+        assert!(retired.history.is_empty());
+        let t = PlacementTable::build(&back).unwrap();
+        let chunk = ChunkId::of(b"x");
+        let holders = t.shard_holders(&chunk, 0);
+        assert_eq!(holders[0], t.chunk_nodes(&chunk)[0]);
+    }
+
+    #[test]
+    fn partition_key_ranges_tile_the_key_space() {
+        let bits = 8;
+        let (first, _) = partition_key_range(0, bits);
+        assert_eq!(first, [0u8; 33]);
+        for p in 0..(1u32 << bits) - 1 {
+            assert_eq!(
+                partition_key_range(p, bits).1,
+                partition_key_range(p + 1, bits).0
+            );
+        }
+        let id = ChunkId([0x80; 32]);
+        let (from, to) = partition_key_range(id.partition(bits), bits);
+        assert!(from.as_slice() <= &id.0[..] && id.0[..] < to[..32]);
     }
 
     #[test]

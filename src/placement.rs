@@ -277,6 +277,29 @@ pub fn plan(
     bits: u8,
     previous: &[Vec<NodeId>],
 ) -> Result<Vec<Vec<NodeId>>> {
+    plan_steps(members, total, bits, previous, true)
+}
+
+/// Only steps 1 and 2 of [`plan`]: the slots of nodes that hold nothing
+/// now (capacity 0, or no longer members) go to the neediest nodes that
+/// fit, and no other slot changes. Used to lend the slots of nodes marked
+/// out.
+pub fn fill(
+    members: &[Member],
+    total: usize,
+    bits: u8,
+    rows: &[Vec<NodeId>],
+) -> Result<Vec<Vec<NodeId>>> {
+    plan_steps(members, total, bits, rows, false)
+}
+
+fn plan_steps(
+    members: &[Member],
+    total: usize,
+    bits: u8,
+    previous: &[Vec<NodeId>],
+    rebalance: bool,
+) -> Result<Vec<Vec<NodeId>>> {
     let holders = members.iter().filter(|m| m.capacity > 0).count();
     if holders < total {
         return Err(Error::InvalidLayout(format!(
@@ -340,7 +363,7 @@ pub fn plan(
     // 3. Move slots, one at a time, from members above their share to
     // members below it by a whole slot; members within a slot of their
     // share trade nothing, so every move is one the balance needs.
-    let mut moved = true;
+    let mut moved = rebalance;
     while moved {
         moved = false;
         for (p, row) in rows.iter_mut().enumerate() {

@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Format version of every encoded record and RPC body written today.
-/// Version 1 was the last-writer-wins format (no consensus); it is not read.
-pub const FORMAT_VERSION: u8 = 2;
+/// Version 1 was the last-writer-wins format (no consensus), version 2 the
+/// cluster map before placement, out-set and migrations were part of it;
+/// neither is read.
+pub const FORMAT_VERSION: u8 = 3;
 
 /// Encode `value` as `[FORMAT_VERSION] ++ postcard(value)`.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {

@@ -16,6 +16,9 @@ pub const RPC_SIGNING_SERVICE: &str = "cairn-rpc";
 pub const RPC_SIGNING_REGION: &str = "cairn";
 /// Header carrying a shard's BLAKE3 (hex) on shard PUT and GET.
 pub const SHARD_CHECKSUM_HEADER: &str = "x-cairn-shard-checksum";
+/// Header carrying a shard's [`crate::codec::ShardGeometry`] on shard PUT
+/// and GET.
+pub const SHARD_GEOMETRY_HEADER: &str = "x-cairn-shard-geometry";
 /// Largest number of records one metadata scan returns.
 pub const MAX_SCAN_LIMIT: u32 = 1000;
 /// Largest number of keys in one metadata read.
@@ -162,8 +165,151 @@ pub enum BootstrapReply {
 pub struct NodeBeat {
     /// The sender.
     pub from: NodeId,
+    /// Its RPC address.
+    pub addr: String,
     /// `(group, term)` of the quiet groups it leads.
     pub quiet: Vec<(GroupId, u64)>,
+    /// The placement version this node holds everything of (its repair
+    /// worker's last complete pass), 0 before its first.
+    pub synced: u64,
+    /// Shard bytes stored.
+    pub used_bytes: u64,
+    /// Size of the file system holding its data.
+    pub total_bytes: u64,
+    /// The cluster map version it holds (a node behind fetches the map
+    /// from a node ahead, so a node added to the layout learns it).
+    pub map_version: u64,
+}
+
+/// `POST /v1/peer/hello`: a node not in the layout yet makes itself known
+/// (`cairn-node --join`), so gateways can find it for `layout assign`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Its id.
+    pub node: NodeId,
+    /// Its RPC address.
+    pub addr: String,
+}
+
+/// `POST /v1/shards/list`: shards of this node's index in a key range
+/// (`chunk id ++ shard index`, `from` included, `to` excluded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListShardsRequest {
+    /// First key.
+    pub from: Vec<u8>,
+    /// End key (excluded).
+    pub to: Vec<u8>,
+    /// Most entries wanted.
+    pub limit: u32,
+}
+
+/// One shard in a [`ListShardsReply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedShard {
+    /// Its chunk.
+    pub chunk: crate::id::ChunkId,
+    /// Its index.
+    pub index: u8,
+    /// The chunk's geometry, when its file carries it.
+    pub geometry: Option<crate::codec::ShardGeometry>,
+}
+
+/// Answer to [`ListShardsRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListShardsReply {
+    /// The shards, in key order.
+    pub shards: Vec<ListedShard>,
+    /// Whether the range holds more after the last one.
+    pub more: bool,
+}
+
+/// How one node sees another (`GET /v1/peers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Liveness {
+    /// Beats arrive as expected.
+    Up,
+    /// Beats are late (phi above the suspect threshold).
+    Suspect,
+    /// Beats stopped (phi above the down threshold); since when, ms since
+    /// the epoch (the last beat heard).
+    Down {
+        /// The last beat heard, ms since the epoch (0: never heard).
+        since_ms: u64,
+    },
+}
+
+/// One peer in a node's view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerView {
+    /// The peer.
+    pub node: NodeId,
+    /// Its liveness as seen here.
+    pub liveness: Liveness,
+    /// Its failure suspicion (phi accrual).
+    pub phi: f64,
+    /// What its last beat said.
+    pub synced: u64,
+    /// Shard bytes, from its last beat.
+    pub used_bytes: u64,
+    /// File system size, from its last beat.
+    pub total_bytes: u64,
+}
+
+/// A node's repair and rebalance worker, as it reports itself
+/// (`GET /v1/repair`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RepairReport {
+    /// `idle`, `scanning`, `repairing`, `paused`.
+    pub state: String,
+    /// The placement version the current pass works for.
+    pub placement_version: u64,
+    /// The placement version of the last pass that completed with nothing
+    /// left to do (0: none yet).
+    pub synced: u64,
+    /// Passes completed since the worker started.
+    pub passes: u64,
+    /// The placement version of the last pass whose scan reached every
+    /// source (its counts below are of that placement); 0: none yet.
+    pub counted_at: u64,
+    /// Chunks this node counts as short of shards on their current owners
+    /// (each chunk is counted by one node): shards missing -> chunks.
+    pub by_missing_shards: std::collections::BTreeMap<u8, u64>,
+    /// Shards this node must rebuild or fetch, queued or not yet scanned.
+    pub shards_to_fix: u64,
+    /// Shards it holds that belong elsewhere.
+    pub misplaced_shards: u64,
+    /// Bytes still to rebuild or move here (as far as scanned).
+    pub bytes_remaining: u64,
+    /// Bytes rebuilt or moved here since start.
+    pub bytes_done: u64,
+    /// Shards rebuilt from parity since start.
+    pub shards_rebuilt: u64,
+    /// Shards copied from a previous owner since start.
+    pub shards_moved: u64,
+    /// Misplaced shards deleted once their owner held them, since start.
+    pub shards_dropped: u64,
+    /// Chunks fewer than `k` shards of which could be found, with every
+    /// holder answering (lost, or left by a failed write).
+    pub unrecoverable_chunks: u64,
+    /// Tasks that failed and wait for a retry.
+    pub retrying: u64,
+    /// Rebuild throughput over the last few seconds, bytes/s.
+    pub rate_bytes_per_s: f64,
+    /// Throttle: bytes/s (0: unlimited).
+    pub max_bytes_per_s: u64,
+    /// Throttle: tasks at once.
+    pub concurrency: u32,
+}
+
+/// `POST /v1/repair/throttle`: change a worker's limits at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairThrottle {
+    /// Bytes/s (0: unlimited).
+    pub max_bytes_per_s: Option<u64>,
+    /// Tasks at once (at least 1).
+    pub concurrency: Option<u32>,
+    /// Pause or resume.
+    pub paused: Option<bool>,
 }
 
 /// One metadata group as a node hosting it sees it (`GET /v1/groups`).
@@ -265,14 +411,93 @@ pub mod admin {
     pub struct ApplyRequest {
         /// Erasure profile `k`, `m`; defaults from the node count when absent.
         pub profile: Option<(u8, u8)>,
-        /// Apply even when the change moves data between nodes (which,
-        /// until the rebalancer exists, makes existing objects unreadable).
+        /// Only compute the planned movement; change nothing.
         #[serde(default)]
-        pub force: bool,
+        pub dry_run: bool,
         /// Data groups of a new cluster (the first apply only; the default
         /// otherwise: `layout::DEFAULT_METADATA_GROUPS`).
         #[serde(default)]
         pub metadata_groups: Option<u32>,
+    }
+
+    /// What applying a layout moves (`layout apply --dry-run`, and the
+    /// answer of every apply).
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct PlannedLayout {
+        /// The layout it would become (or became).
+        pub layout: Layout,
+        /// Partitions whose row changes.
+        pub partitions_changed: u64,
+        /// Partitions in all.
+        pub partitions: u64,
+        /// Shard slots that change node.
+        pub shards_moved_slots: u64,
+        /// Estimated bytes to move: moved slots times the mean bytes per
+        /// slot now.
+        pub bytes_to_move: u64,
+        /// Whether it was applied.
+        pub applied: bool,
+    }
+
+    /// One node in `GET /admin/v1/nodes`.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct NodeEntry {
+        /// Its id.
+        pub id: NodeId,
+        /// RPC address.
+        pub addr: String,
+        /// Zone.
+        pub zone: String,
+        /// Capacity weight.
+        pub capacity: u32,
+        /// `up`, `suspect`, `down`, `out` (down or not), `leaving`.
+        pub state: String,
+        /// Whether it answers the gateway now.
+        pub reachable: bool,
+        /// Since when it is down (last beat heard), ms since the epoch.
+        pub down_since_ms: Option<u64>,
+        /// When it was marked out, and whether automatically.
+        pub out: Option<crate::layout::OutMark>,
+        /// Shard bytes stored.
+        pub used_bytes: u64,
+        /// Size of its file system.
+        pub total_bytes: u64,
+        /// Metadata groups it votes in.
+        pub voter_of: u32,
+    }
+
+    /// `GET /admin/v1/repair`: the repair and rebalance workers of every
+    /// node together (every key is described in `docs/design/repair.md`).
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct RepairStatus {
+        /// `verified` (a complete pass of every owner found nothing
+        /// missing), `repairing`, `counting` (some owner has not finished a
+        /// scan of the placement in force, or cannot be reached).
+        pub state: String,
+        /// Chunks short of at least one shard on their current owners.
+        pub degraded_chunks: u64,
+        /// Shards missing -> chunks.
+        pub by_missing_shards: std::collections::BTreeMap<String, u64>,
+        /// Shards held by a node that does not own them.
+        pub misplaced_shards: u64,
+        /// Bytes still to rebuild or move, as far as scanned.
+        pub bytes_remaining: u64,
+        /// Bytes rebuilt or moved since the workers started.
+        pub bytes_done: u64,
+        /// Rebuild and move rate now, bytes/s.
+        pub rate_bytes_per_s: f64,
+        /// bytes_remaining / rate, seconds (`null` when idle).
+        pub eta_s: Option<f64>,
+        /// Chunks fewer than k shards of which could be found.
+        pub unrecoverable_chunks: u64,
+        /// Whether earlier placements are still migrating.
+        pub migrating: bool,
+        /// The placement version in force.
+        pub placement_version: u64,
+        /// Owners that did not answer.
+        pub unreachable: Vec<NodeId>,
+        /// Each node's own report.
+        pub nodes: Vec<(NodeId, super::RepairReport)>,
     }
 
     /// An access key as listed (no secret).

@@ -20,7 +20,9 @@ use cairn::id::NodeId;
 use cairn::layout::{DEFAULT_METADATA_GROUPS, Layout, NodeInfo, PlacementTable};
 use cairn::record::{AccessKeyRecord, BucketRecord, GroupId, Table};
 use cairn::rpc::admin::*;
-use cairn::rpc::{ListItem, MAX_SCAN_LIMIT, StagedLayout};
+use cairn::rpc::{
+    ListItem, Liveness, MAX_SCAN_LIMIT, PeerView, RepairReport, RepairThrottle, StagedLayout,
+};
 use cairn_node::table::client::MapSource;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -102,6 +104,10 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/_cairn/admin/v1/layout/assign", post(assign))
         .route("/_cairn/admin/v1/layout/remove", post(remove))
         .route("/_cairn/admin/v1/layout/apply", post(apply))
+        .route("/_cairn/admin/v1/nodes", get(list_nodes))
+        .route("/_cairn/admin/v1/nodes/{id}/{action}", post(node_out_in))
+        .route("/_cairn/admin/v1/repair", get(repair_status))
+        .route("/_cairn/admin/v1/repair/throttle", post(repair_throttle))
         .route("/_cairn/admin/v1/keys", get(list_keys).post(create_key))
         .route("/_cairn/admin/v1/keys/{id}", delete(delete_key))
         .route(
@@ -150,7 +156,15 @@ pub struct DiscoveredNode {
 }
 
 async fn discover(gw: &Gateway) -> Vec<DiscoveredNode> {
-    let addrs = gw.cluster.known_addrs();
+    let mut addrs = gw.cluster.known_addrs();
+    // Nodes waiting to be added, as the known nodes heard of them.
+    let heard =
+        futures::future::join_all(addrs.iter().map(|a| gw.cluster.client.rpc_candidates(a))).await;
+    for c in heard.into_iter().flatten().flatten() {
+        if !addrs.contains(&c.addr) {
+            addrs.push(c.addr);
+        }
+    }
     let ids =
         futures::future::join_all(addrs.iter().map(|a| gw.cluster.client.rpc_identity(a))).await;
     addrs
@@ -351,44 +365,13 @@ async fn remove(
 /// on their voters); every later one is a compare-and-set on the version
 /// it was computed from, so of two concurrent applies one wins and the
 /// other is told of the conflict.
-pub async fn apply_staged(gw: &Gateway, req: ApplyRequest) -> AdminResult<Layout> {
+pub async fn apply_staged(gw: &Gateway, req: ApplyRequest) -> AdminResult<PlannedLayout> {
     gw.cluster.refresh().await;
     let current = gw.cluster.map().map(|m| m.as_ref().clone());
     let staged = read_staged(gw).await;
-    let mut nodes: Vec<NodeInfo> = current
-        .as_ref()
-        .map(|l| l.nodes.clone())
-        .unwrap_or_default();
-    for n in &staged.assign {
-        nodes.retain(|x| x.id != n.id);
-        nodes.push(n.clone());
-    }
-    nodes.retain(|n| !staged.remove.contains(&n.id));
-    let profile = req
-        .profile
-        .or(staged.profile)
-        .map(|(k, m)| ErasureProfile {
-            data_shards: k,
-            parity_shards: m,
-        })
-        .or(current.as_ref().map(|l| l.profile))
-        .unwrap_or_else(|| ErasureProfile::default_for(nodes.len()));
     let invalid = |e: cairn::Error| {
         AdminFailure::new(StatusCode::BAD_REQUEST, "InvalidLayout", e.to_string())
     };
-    let mut layout = Layout {
-        version: current.as_ref().map(|l| l.version).unwrap_or(0) + 1,
-        profile,
-        partition_bits: 0,
-        groups: current
-            .as_ref()
-            .map(|l| l.groups.clone())
-            .unwrap_or_default(),
-        nodes,
-        placement: Vec::new(),
-    };
-    // Only what must move moves: the plan starts from the current placement.
-    layout.plan_placement(current.as_ref()).map_err(invalid)?;
     if current.is_some() && req.metadata_groups.is_some() {
         return Err(AdminFailure::new(
             StatusCode::BAD_REQUEST,
@@ -396,11 +379,45 @@ pub async fn apply_staged(gw: &Gateway, req: ApplyRequest) -> AdminResult<Layout
             "the number of metadata groups is fixed when the cluster is created",
         ));
     }
-    let Some(cur) = &current else {
+    let Some(cur) = current else {
+        let mut nodes: Vec<NodeInfo> = staged.assign.clone();
+        nodes.retain(|n| !staged.remove.contains(&n.id));
+        let profile = req
+            .profile
+            .or(staged.profile)
+            .map(|(k, m)| ErasureProfile {
+                data_shards: k,
+                parity_shards: m,
+            })
+            .unwrap_or_else(|| ErasureProfile::default_for(nodes.len()));
+        let mut layout = Layout {
+            version: 1,
+            profile,
+            partition_bits: 0,
+            groups: Vec::new(),
+            nodes,
+            placement: Vec::new(),
+            out: Default::default(),
+            leaving: Default::default(),
+            placement_version: 1,
+            history: Vec::new(),
+        };
+        layout.plan_placement(None).map_err(invalid)?;
         layout
-            .assign_groups(DEFAULT_METADATA_GROUPS)
+            .assign_groups(req.metadata_groups.unwrap_or(DEFAULT_METADATA_GROUPS))
             .map_err(invalid)?;
         PlacementTable::build(&layout).map_err(invalid)?;
+        let planned = PlannedLayout {
+            partitions: layout.placement.len() as u64,
+            partitions_changed: layout.placement.len() as u64,
+            shards_moved_slots: 0,
+            bytes_to_move: 0,
+            applied: !req.dry_run,
+            layout: layout.clone(),
+        };
+        if req.dry_run {
+            return Ok(planned);
+        }
         cairn_node::table::client::create_cluster(&gw.cluster.client, layout.clone())
             .await
             .map_err(|e| {
@@ -409,37 +426,46 @@ pub async fn apply_staged(gw: &Gateway, req: ApplyRequest) -> AdminResult<Layout
         gw.cluster.adopt(layout.clone())?;
         gw.cluster.spawn_watchers();
         clear_staged(gw, layout.version).await?;
-        return Ok(layout);
+        return Ok(planned);
     };
-    if let Some(v) = layout
-        .groups
-        .iter()
-        .flat_map(|g| &g.voters)
-        .find(|v| layout.node(**v).is_none())
+    if let Some((k, m)) = req.profile.or(staged.profile)
+        && (k, m) != (cur.profile.data_shards, cur.profile.parity_shards)
     {
         return Err(AdminFailure::new(
             StatusCode::CONFLICT,
-            "RebalanceNotAvailable",
-            format!("node {v} holds metadata; moving metadata groups is not built yet"),
+            "ProfileChangeNotAvailable",
+            "the erasure profile of a cluster is fixed when it is created (chunks are not \
+             re-encoded)",
         ));
     }
-    let table = PlacementTable::build(&layout).map_err(invalid)?;
-    let old = PlacementTable::build(cur).expect("the current layout is valid");
-    let moves =
-        (0..table.partition_count()).any(|p| table.partition_nodes(p) != old.partition_nodes(p));
-    if (moves || layout.profile != cur.profile) && !req.force {
-        return Err(AdminFailure::new(
-            StatusCode::CONFLICT,
-            "RebalanceNotAvailable",
-            "this change moves data between nodes, and the rebalancer is not built yet; \
-             existing objects would become unreadable (pass force to apply anyway)",
-        ));
+    // Added and changed nodes join the plan; removed ones drain: they hold
+    // nothing in the new plan and leave once their data has moved.
+    let layout = cur
+        .next(|l| {
+            for n in &staged.assign {
+                l.leaving.remove(&n.id);
+                l.nodes.retain(|x| x.id != n.id);
+                l.nodes.push(n.clone());
+            }
+            for id in &staged.remove {
+                if l.node(*id).is_some() {
+                    l.leaving.insert(*id);
+                }
+            }
+            let previous = l.clone();
+            l.plan_placement(Some(&previous))?;
+            l.replace_voters()
+        })
+        .map_err(invalid)?;
+    let planned = plan_figures(gw, &cur, layout, !req.dry_run).await;
+    if req.dry_run {
+        return Ok(planned);
     }
     let outcome = gw
         .meta
         .system(Command::SetClusterMap {
             expected: cur.version,
-            layout: layout.clone(),
+            layout: planned.layout.clone(),
         })
         .await?;
     match outcome {
@@ -463,10 +489,284 @@ pub async fn apply_staged(gw: &Gateway, req: ApplyRequest) -> AdminResult<Layout
             ));
         }
     }
-    gw.cluster.adopt(layout.clone())?;
+    gw.cluster.adopt(planned.layout.clone())?;
     gw.cluster.spawn_watchers();
-    clear_staged(gw, layout.version).await?;
-    Ok(layout)
+    clear_staged(gw, planned.layout.version).await?;
+    Ok(planned)
+}
+
+/// What moving from `cur` to `next` moves.
+async fn plan_figures(gw: &Gateway, cur: &Layout, next: Layout, applied: bool) -> PlannedLayout {
+    let before = cur.effective_placement().unwrap_or_default();
+    let after = next.effective_placement().unwrap_or_default();
+    let factor = after.len() / before.len().max(1);
+    let partitions_changed = after
+        .iter()
+        .enumerate()
+        .filter(|(p, row)| before.get(p / factor.max(1)) != Some(row))
+        .count() as u64;
+    let moved = cairn::placement::moved_slots(&before, &after);
+    let stats = futures::future::join_all(
+        cur.nodes
+            .iter()
+            .map(|n| gw.cluster.client.rpc_stats(&n.addr)),
+    )
+    .await;
+    let bytes: u64 = stats.iter().flatten().map(|s| s.shard_bytes).sum();
+    let slots = (before.len() * cur.profile.total_shards()).max(1) as u64;
+    PlannedLayout {
+        partitions: after.len() as u64,
+        partitions_changed,
+        shards_moved_slots: moved,
+        bytes_to_move: bytes / slots * moved,
+        applied,
+        layout: next,
+    }
+}
+
+/// `GET /admin/v1/nodes`: every node of the map with its state as the
+/// nodes' failure detectors and this gateway see it.
+async fn list_nodes(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<Vec<NodeEntry>>> {
+    gw.cluster.refresh().await;
+    let Some(map) = gw.cluster.map() else {
+        return Ok(Json(Vec::new()));
+    };
+    let client = &gw.cluster.client;
+    let answers =
+        futures::future::join_all(map.nodes.iter().map(|n| client.rpc_peers(&n.addr))).await;
+    let mut out = Vec::new();
+    for (i, n) in map.nodes.iter().enumerate() {
+        let reachable = answers[i].is_ok();
+        let views: Vec<&PeerView> = answers
+            .iter()
+            .flatten()
+            .flat_map(|v| v.iter().filter(|p| p.node == n.id))
+            .collect();
+        let own = answers[i]
+            .as_ref()
+            .ok()
+            .and_then(|v| v.iter().find(|p| p.node == n.id));
+        let down_since = views
+            .iter()
+            .filter_map(|p| match p.liveness {
+                Liveness::Down { since_ms } => Some(since_ms),
+                _ => None,
+            })
+            .min();
+        let suspect = views.iter().any(|p| p.liveness == Liveness::Suspect);
+        let state = if map.leaving.contains(&n.id) {
+            "leaving"
+        } else if map.out.contains_key(&n.id) {
+            "out"
+        } else if !reachable && down_since.is_some() {
+            "down"
+        } else if !reachable || suspect {
+            "suspect"
+        } else {
+            "up"
+        };
+        let best = own.or_else(|| views.iter().copied().max_by_key(|p| p.used_bytes));
+        out.push(NodeEntry {
+            id: n.id,
+            addr: n.addr.clone(),
+            zone: n.zone.clone(),
+            capacity: n.capacity,
+            state: state.into(),
+            reachable,
+            down_since_ms: if reachable { None } else { down_since },
+            out: map.out.get(&n.id).copied(),
+            used_bytes: best.map(|p| p.used_bytes).unwrap_or(0),
+            total_bytes: best.map(|p| p.total_bytes).unwrap_or(0),
+            voter_of: map
+                .groups
+                .iter()
+                .filter(|g| g.voters.contains(&n.id))
+                .count() as u32,
+        });
+    }
+    Ok(Json(out))
+}
+
+/// `POST /admin/v1/nodes/{id}/out` and `/in`: mark a node out (its shards
+/// are rebuilt on the nodes that take its slots, its groups get other
+/// voters) or take it back in.
+async fn node_out_in(
+    State(gw): State<Arc<Gateway>>,
+    Path((id, action)): Path<(String, String)>,
+) -> AdminResult<Json<PlannedLayout>> {
+    let id: NodeId = id.parse().map_err(|_| {
+        AdminFailure::new(StatusCode::BAD_REQUEST, "InvalidArgument", "bad node id")
+    })?;
+    gw.cluster.refresh().await;
+    let cur = gw.cluster.map().ok_or_else(|| {
+        AdminFailure::new(StatusCode::CONFLICT, "NoLayout", "no layout applied yet")
+    })?;
+    if cur.node(id).is_none() {
+        return Err(AdminFailure::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchNode",
+            format!("node {id} is not in the layout"),
+        ));
+    }
+    let out = match action.as_str() {
+        "out" => true,
+        "in" => false,
+        _ => {
+            return Err(AdminFailure::new(
+                StatusCode::NOT_FOUND,
+                "NoSuchAction",
+                "out or in",
+            ));
+        }
+    };
+    let next = cur
+        .next(|l| {
+            if out {
+                l.out.insert(
+                    id,
+                    cairn::layout::OutMark {
+                        auto: false,
+                        since_ms: cairn::clock::now_ms(),
+                    },
+                );
+                l.replace_voters()
+            } else {
+                l.out.remove(&id);
+                Ok(())
+            }
+        })
+        .map_err(|e| AdminFailure::new(StatusCode::CONFLICT, "InvalidLayout", e.to_string()))?;
+    let planned = plan_figures(&gw, &cur, next, true).await;
+    match gw
+        .meta
+        .system(Command::SetClusterMap {
+            expected: cur.version,
+            layout: planned.layout.clone(),
+        })
+        .await?
+    {
+        Outcome::Ok => {}
+        other => {
+            return Err(AdminFailure::new(
+                StatusCode::CONFLICT,
+                "LayoutConflict",
+                format!("{other:?}; look at the layout again and retry"),
+            ));
+        }
+    }
+    gw.cluster.adopt(planned.layout.clone())?;
+    Ok(Json(planned))
+}
+
+/// `GET /admin/v1/repair`.
+async fn repair_status(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<RepairStatus>> {
+    gw.cluster.refresh().await;
+    let map = gw.cluster.map().ok_or_else(|| {
+        AdminFailure::new(StatusCode::CONFLICT, "NoLayout", "no layout applied yet")
+    })?;
+    Ok(Json(aggregate_repair(&gw, &map).await))
+}
+
+/// Every node's worker report, summed. Counts only ever come from
+/// complete scans; an owner that has not finished one of the placement in
+/// force, or does not answer, adds one to `degraded_chunks` (it may hold
+/// or lack anything), so the total is 0 only when every owner has counted
+/// and found nothing short.
+pub async fn aggregate_repair(gw: &Gateway, map: &Layout) -> RepairStatus {
+    let owners: std::collections::BTreeSet<NodeId> = map
+        .effective_placement()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect();
+    let client = &gw.cluster.client;
+    let reports = futures::future::join_all(
+        map.nodes
+            .iter()
+            .map(|n| async move { (n.id, client.rpc_repair_report(&n.addr).await) }),
+    )
+    .await;
+    let mut status = RepairStatus {
+        state: String::new(),
+        degraded_chunks: 0,
+        by_missing_shards: Default::default(),
+        misplaced_shards: 0,
+        bytes_remaining: 0,
+        bytes_done: 0,
+        rate_bytes_per_s: 0.0,
+        eta_s: None,
+        unrecoverable_chunks: 0,
+        migrating: !map.history.is_empty(),
+        placement_version: map.placement_version,
+        unreachable: Vec::new(),
+        nodes: Vec::new(),
+    };
+    let mut uncounted = 0u64;
+    let mut busy = false;
+    for (id, r) in reports {
+        let owner = owners.contains(&id);
+        match r {
+            Ok(r) => {
+                if owner && r.counted_at != map.placement_version {
+                    uncounted += 1;
+                }
+                for (missing, chunks) in &r.by_missing_shards {
+                    *status
+                        .by_missing_shards
+                        .entry(missing.to_string())
+                        .or_insert(0) += chunks;
+                    status.degraded_chunks += chunks;
+                }
+                busy |= r.shards_to_fix > 0 || r.state == "repairing";
+                status.misplaced_shards += r.misplaced_shards;
+                status.bytes_remaining += r.bytes_remaining;
+                status.bytes_done += r.bytes_done;
+                status.rate_bytes_per_s += r.rate_bytes_per_s;
+                status.unrecoverable_chunks += r.unrecoverable_chunks;
+                status.nodes.push((id, r));
+            }
+            Err(_) if owner && !map.out.contains_key(&id) => {
+                uncounted += 1;
+                status.unreachable.push(id);
+            }
+            Err(_) => {}
+        }
+    }
+    status.degraded_chunks += uncounted;
+    status.state = if uncounted > 0 {
+        "counting"
+    } else if status.degraded_chunks > 0 || busy || status.migrating {
+        "repairing"
+    } else {
+        "verified"
+    }
+    .into();
+    status.eta_s = (status.rate_bytes_per_s > 0.0 && status.bytes_remaining > 0)
+        .then(|| status.bytes_remaining as f64 / status.rate_bytes_per_s);
+    status
+}
+
+/// `POST /admin/v1/repair/throttle`: every node's worker limits.
+async fn repair_throttle(
+    State(gw): State<Arc<Gateway>>,
+    Json(t): Json<RepairThrottle>,
+) -> AdminResult<Json<Vec<(NodeId, RepairReport)>>> {
+    let map = gw.cluster.map().ok_or_else(|| {
+        AdminFailure::new(StatusCode::CONFLICT, "NoLayout", "no layout applied yet")
+    })?;
+    let client = &gw.cluster.client;
+    let answers = futures::future::join_all(
+        map.nodes
+            .iter()
+            .map(|n| async move { (n.id, client.rpc_repair_throttle(&n.addr, &t).await) }),
+    )
+    .await;
+    Ok(Json(
+        answers
+            .into_iter()
+            .filter_map(|(id, r)| Some((id, r.ok()?)))
+            .collect(),
+    ))
 }
 
 async fn clear_staged(gw: &Gateway, version: u64) -> AdminResult<()> {
@@ -483,7 +783,7 @@ async fn clear_staged(gw: &Gateway, version: u64) -> AdminResult<()> {
 async fn apply(
     State(gw): State<Arc<Gateway>>,
     Json(req): Json<ApplyRequest>,
-) -> AdminResult<Json<Layout>> {
+) -> AdminResult<Json<PlannedLayout>> {
     Ok(Json(apply_staged(&gw, req).await?))
 }
 

@@ -14,8 +14,7 @@ use bytes::{Bytes, BytesMut};
 use cairn::codec::ErasureProfile;
 use cairn::id::ChunkId;
 use cairn::record::{BucketId, ChunkRef, ObjectData, PartRecord, Segment, SegmentChunks, keys};
-use cairn_node::chunks::{Placement, codec_for, read_chunk, store_chunk};
-use cairn_node::repair::RepairHint;
+use cairn_node::chunks::{codec_for, read_chunk, store_chunk};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use md5::Digest;
@@ -222,15 +221,10 @@ impl DataPath {
                 len: chunk.len() as u32,
             });
             let cluster = self.cluster.clone();
-            let chunk_ref = ChunkRef {
-                id,
-                len: chunk.len() as u32,
-            };
+            // Shards that did not land are rebuilt by their nodes' repair
+            // workers, which find every chunk short of shards.
             inflight.push_back(tokio::spawn(async move {
-                let stored = store_chunk(&cluster.client, &placement, codec, id, chunk).await?;
-                if !stored.missing.is_empty() {
-                    leave_repair_hint(&cluster, &placement, chunk_ref, p, &stored).await;
-                }
+                store_chunk(&cluster.client, &placement, codec, id, chunk).await?;
                 Ok(())
             }));
             if inflight.len() >= PUT_PIPELINE_DEPTH {
@@ -393,37 +387,4 @@ fn finish(hashes: BodyHashes, data: WrittenData) -> Written {
 async fn join(t: tokio::task::JoinHandle<Result<()>>) -> Result<()> {
     t.await
         .map_err(|e| Error::Quorum(format!("shard writer failed: {e}")))?
-}
-
-/// Leave a repair hint with a node that holds one of the chunk's shards:
-/// its worker rebuilds the `missing` shards once their nodes answer. A
-/// failure here is logged, not returned: the chunk already has its write
-/// quorum, and reads repair what they find missing.
-async fn leave_repair_hint(
-    cluster: &Cluster,
-    placement: &Placement,
-    chunk: ChunkRef,
-    profile: ErasureProfile,
-    stored: &cairn_node::chunks::Stored,
-) {
-    let hint = RepairHint {
-        chunk,
-        profile,
-        missing: stored.missing.iter().map(|&i| i as u8).collect(),
-        created_ms: cairn::clock::now_ms(),
-    };
-    let nodes = placement.table.chunk_nodes(&chunk.id);
-    let holder = stored.written.and_then(|i| nodes.get(i));
-    let result = match holder {
-        Some(n) => {
-            cluster
-                .client
-                .rpc_put_repair_hint(placement.addr(*n), &hint)
-                .await
-        }
-        None => return,
-    };
-    if let Err(e) = result {
-        tracing::warn!(chunk = %chunk.id, error = %e, "could not leave a repair hint");
-    }
 }

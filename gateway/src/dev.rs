@@ -87,6 +87,7 @@ pub async fn run(
             cluster_secret: secret.clone(),
             fsync: true,
             read_barrier: cairn_node::table::ReadBarrier::Lease,
+            down_out_after: cairn_node::config::DEFAULT_DOWN_OUT_AFTER,
         };
         let node = Node::open(&config, metrics.clone())
             .await
@@ -137,7 +138,7 @@ pub async fn run(
             &gw,
             ApplyRequest {
                 profile: Some((4, 2)),
-                force: false,
+                dry_run: false,
                 metadata_groups: None,
             },
         )

@@ -7,7 +7,7 @@
 use crate::client::NodeClient;
 use crate::error::{Error, Result};
 use bytes::{Bytes, BytesMut};
-use cairn::codec::{Codec, ErasureProfile, ReedSolomonCodec};
+use cairn::codec::{Codec, ErasureProfile, ReedSolomonCodec, ShardGeometry};
 use cairn::id::{ChunkId, NodeId};
 use cairn::layout::{Layout, PlacementTable};
 use cairn::record::ChunkRef;
@@ -99,6 +99,7 @@ pub async fn store_chunk(
         });
     }
     let already = profile.total_shards() - missing.len();
+    let geometry = ShardGeometry::reed_solomon(profile, chunk.len() as u64);
     // The chunk is dropped once encoded; each shard buffer moves into a
     // `Bytes` and is shared with its request, never copied.
     let mut shards: Vec<Option<Bytes>> = blocking(move || codec.encode(&chunk))
@@ -112,8 +113,11 @@ pub async fn store_chunk(
             let client = client.clone();
             let addr = placement.addr(nodes[i]).to_owned();
             let shard = shards[i].take().expect("each shard is sent once");
-            let task =
-                tokio::spawn(async move { client.rpc_put_shard(&addr, &id, i as u8, shard).await });
+            let task = tokio::spawn(async move {
+                client
+                    .rpc_put_shard(&addr, &id, i as u8, &geometry, shard)
+                    .await
+            });
             async move {
                 let r = task
                     .await
@@ -201,21 +205,37 @@ pub async fn read_chunk(
             nodes.len()
         )));
     }
-    // A shard the node answered for but does not have intact (missing or
-    // corrupt) can be rewritten; one on an unreachable node cannot.
+    // Shard `i` is looked for on its owner, then (while a migration goes
+    // on) on its earlier owners. A shard its current owner answered for but
+    // does not have intact (missing or corrupt) can be rewritten there; one
+    // on an unreachable node cannot.
     let fetch = |i: usize| {
         let client = client.clone();
-        let addr = placement.addr(nodes[i]).to_owned();
+        let holders: Vec<String> = placement
+            .table
+            .shard_holders(&id, i)
+            .into_iter()
+            .map(|n| placement.addr(n).to_owned())
+            .collect();
         async move {
-            match client.rpc_get_shard(&addr, &id, i as u8).await {
-                Ok(b) => (Some(b), false),
-                Err(e) => {
-                    tracing::warn!(%id, shard = i, error = %e, "shard unavailable; using parity");
-                    let repairable =
-                        matches!(e, Error::ShardNotFound { .. } | Error::CorruptShard { .. });
-                    (None, repairable)
+            let mut repairable = false;
+            for (n, addr) in holders.iter().enumerate() {
+                match client.rpc_get_shard(addr, &id, i as u8).await {
+                    Ok(b) => return (Some(b), repairable),
+                    Err(e) => {
+                        if n == 0 {
+                            repairable = matches!(
+                                e,
+                                Error::ShardNotFound { .. } | Error::CorruptShard { .. }
+                            );
+                        }
+                        if n + 1 == holders.len() {
+                            tracing::warn!(%id, shard = i, error = %e, "shard unavailable; using parity");
+                        }
+                    }
                 }
             }
+            (None, repairable)
         }
     };
     let (mut slots, mut repairable): (Vec<Option<Bytes>>, Vec<bool>) =
@@ -275,6 +295,7 @@ pub async fn rewrite_shards(
     indices: &[usize],
 ) -> Vec<usize> {
     let nodes = placement.table.chunk_nodes(&id);
+    let geometry = ShardGeometry::reed_solomon(codec.profile(), chunk.len() as u64);
     let mut shards: Vec<Option<Bytes>> = match blocking(move || codec.encode(&chunk)).await {
         Ok(Ok(shards)) => shards.into_iter().map(|s| Some(Bytes::from(s))).collect(),
         _ => return Vec::new(),
@@ -286,7 +307,10 @@ pub async fn rewrite_shards(
             continue;
         };
         let addr = placement.addr(*node);
-        match client.rpc_put_shard(addr, &id, i as u8, shard).await {
+        match client
+            .rpc_put_shard(addr, &id, i as u8, &geometry, shard)
+            .await
+        {
             Ok(()) => {
                 metrics::counter!("cairn_repaired_shards_total").increment(1);
                 written.push(i);

@@ -4,12 +4,14 @@
 use crate::auth;
 use crate::error::{Error, Result};
 use bytes::Bytes;
+use cairn::codec::ShardGeometry;
 use cairn::id::{ChunkId, shard_checksum};
 use cairn::layout::Layout;
 use cairn::record;
 use cairn::rpc::{
-    BootstrapReply, CommandReply, NodeIdentity, NodeStats, ReadReply, SHARD_CHECKSUM_HEADER,
-    StagedLayout, SystemChanges,
+    BootstrapReply, CommandReply, ListShardsReply, ListShardsRequest, NodeIdentity, NodeStats,
+    PeerView, ReadReply, RepairReport, RepairThrottle, SHARD_CHECKSUM_HEADER,
+    SHARD_GEOMETRY_HEADER, StagedLayout, SystemChanges,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -211,6 +213,7 @@ impl NodeClient {
         addr: &str,
         chunk: &ChunkId,
         index: u8,
+        geometry: &ShardGeometry,
         data: Bytes,
     ) -> Result<()> {
         let sum = hex::encode(shard_checksum(&data));
@@ -218,6 +221,7 @@ impl NodeClient {
             .http
             .put(Self::shard_url(addr, chunk, index))
             .header(SHARD_CHECKSUM_HEADER, sum)
+            .header(SHARD_GEOMETRY_HEADER, geometry.to_string())
             .body(data);
         let resp = self.send(addr, b, SHARD_TIMEOUT).await?;
         Self::ok(addr, resp).await?;
@@ -267,6 +271,102 @@ impl NodeClient {
             404 => Ok(false),
             _ => Self::ok(addr, resp).await.map(|_| false),
         }
+    }
+
+    /// Whether the node holds a shard intact (it reads and checks it).
+    pub async fn rpc_verify_shard(&self, addr: &str, chunk: &ChunkId, index: u8) -> Result<bool> {
+        let b = self
+            .http
+            .post(format!("{}/verify", Self::shard_url(addr, chunk, index)));
+        let resp = self.send(addr, b, SHARD_TIMEOUT).await?;
+        match resp.status().as_u16() {
+            200 => Ok(true),
+            404 | 409 => Ok(false),
+            _ => Self::ok(addr, resp).await.map(|_| false),
+        }
+    }
+
+    /// A page of a node's shard index.
+    pub async fn rpc_list_shards(
+        &self,
+        addr: &str,
+        req: &ListShardsRequest,
+    ) -> Result<ListShardsReply> {
+        self.post_control(
+            addr,
+            "/v1/shards/list",
+            record::encode(req),
+            "shard listing",
+            CONTROL_TIMEOUT,
+        )
+        .await
+    }
+
+    /// Make this node known to the node at `addr`.
+    pub async fn rpc_hello(&self, addr: &str, hello: &cairn::rpc::Hello) -> Result<()> {
+        let b = self
+            .http
+            .post(format!("http://{addr}/v1/peer/hello"))
+            .body(record::encode(hello));
+        let resp = self
+            .send_kind(addr, b, CONTROL_TIMEOUT, Kind::Probe)
+            .await?;
+        Self::ok(addr, resp).await.map(|_| ())
+    }
+
+    /// Nodes waiting to be added that said hello to the node at `addr`.
+    pub async fn rpc_candidates(&self, addr: &str) -> Result<Vec<cairn::rpc::Hello>> {
+        self.control(
+            addr,
+            reqwest::Method::GET,
+            "/v1/candidates",
+            None,
+            "candidates",
+            Kind::Probe,
+        )
+        .await
+    }
+
+    /// How a node sees its peers.
+    pub async fn rpc_peers(&self, addr: &str) -> Result<Vec<PeerView>> {
+        self.control(
+            addr,
+            reqwest::Method::GET,
+            "/v1/peers",
+            None,
+            "peer views",
+            Kind::Probe,
+        )
+        .await
+    }
+
+    /// A node's repair worker report.
+    pub async fn rpc_repair_report(&self, addr: &str) -> Result<RepairReport> {
+        self.control(
+            addr,
+            reqwest::Method::GET,
+            "/v1/repair",
+            None,
+            "repair report",
+            Kind::Probe,
+        )
+        .await
+    }
+
+    /// Change a node's repair worker limits.
+    pub async fn rpc_repair_throttle(
+        &self,
+        addr: &str,
+        throttle: &RepairThrottle,
+    ) -> Result<RepairReport> {
+        self.post_control(
+            addr,
+            "/v1/repair/throttle",
+            record::encode(throttle),
+            "repair report",
+            CONTROL_TIMEOUT,
+        )
+        .await
     }
 
     /// Delete a shard.
@@ -349,20 +449,6 @@ impl NodeClient {
         let resp = self
             .send_kind(addr, b, CONTROL_TIMEOUT, Kind::Probe)
             .await?;
-        Self::ok(addr, resp).await.map(|_| ())
-    }
-
-    /// Leave a repair hint with a node.
-    pub async fn rpc_put_repair_hint(
-        &self,
-        addr: &str,
-        hint: &crate::repair::RepairHint,
-    ) -> Result<()> {
-        let b = self
-            .http
-            .post(format!("http://{addr}/v1/repair/hint"))
-            .body(record::encode(hint));
-        let resp = self.send(addr, b, CONTROL_TIMEOUT).await?;
         Self::ok(addr, resp).await.map(|_| ())
     }
 

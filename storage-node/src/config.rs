@@ -18,7 +18,16 @@ pub struct NodeConfig {
     pub fsync: bool,
     /// How metadata reads confirm leadership.
     pub read_barrier: crate::table::ReadBarrier,
+    /// How long a node must be down before the cluster marks it out and
+    /// rebuilds its shards elsewhere (acted on by the node leading the
+    /// system group).
+    pub down_out_after: std::time::Duration,
 }
+
+/// Default of [`NodeConfig::down_out_after`]: 600 s, as Ceph's
+/// `mon_osd_down_out_interval`: long enough for a reboot or a process
+/// restart, short enough that a second loss is unlikely meanwhile.
+pub const DEFAULT_DOWN_OUT_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl NodeConfig {
     /// Check the configuration once, at start.

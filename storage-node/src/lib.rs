@@ -16,10 +16,12 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod liveness;
 pub mod logging;
 pub mod repair;
 pub mod server;
 pub mod shard_store;
+pub mod steward;
 pub mod table;
 
 pub use error::{Error, Result};

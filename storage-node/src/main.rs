@@ -25,6 +25,15 @@ struct Args {
     /// `read-index` (a heartbeat round per read; for comparison).
     #[arg(long, value_enum, default_value = "lease")]
     read_barrier: Barrier,
+    /// Seconds a node must be down before it is marked out and its shards
+    /// rebuilt elsewhere (default 600).
+    #[arg(long, env = "CAIRN_DOWN_OUT_AFTER", default_value_t = 600)]
+    down_out_after: u64,
+    /// RPC addresses of nodes of the cluster to join (comma-separated):
+    /// until the layout includes it, this node makes itself known to them,
+    /// so `cairn layout show` lists it for `layout assign`.
+    #[arg(long, env = "CAIRN_JOIN", value_delimiter = ',')]
+    join: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -62,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
         cluster_secret,
         fsync: true,
         read_barrier: args.read_barrier.into(),
+        down_out_after: std::time::Duration::from_secs(args.down_out_after),
     };
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
@@ -82,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     std::fs::write(&addr_file, bound.to_string())?;
     println!("cairn-node {} listening on {bound}", node.id);
+    node.spawn_join(args.join.clone(), bound.to_string());
     server::run(node, listener, async {
         let _ = tokio::signal::ctrl_c().await;
     })

@@ -6,7 +6,7 @@ use crate::client::NodeClient;
 use crate::config::NodeConfig;
 use crate::db::{self, CF_NODE};
 use crate::error::{Error, Result};
-use crate::shard_store::{FileShardStore, MAX_SHARD_BYTES, ShardStore};
+use crate::shard_store::{FileShardStore, MAX_LIST_SHARDS, MAX_SHARD_BYTES, ShardStore};
 use crate::table::groups::Tables;
 use crate::table::network::{self, RaftBatch, RaftBatchReply};
 use axum::Router;
@@ -16,11 +16,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use cairn::codec::ShardGeometry;
 use cairn::id::{ChunkId, NodeId, shard_checksum};
 use cairn::layout::Layout;
 use cairn::record;
 use cairn::rpc::{
-    CommandRequest, NodeIdentity, NodeStats, ReadRequest, SHARD_CHECKSUM_HEADER, StagedLayout,
+    CommandRequest, ListShardsReply, ListShardsRequest, ListedShard, NodeIdentity, NodeStats,
+    PeerView, ReadRequest, RepairThrottle, SHARD_CHECKSUM_HEADER, SHARD_GEOMETRY_HEADER,
+    StagedLayout,
 };
 use rocksdb::DB;
 use std::future::Future;
@@ -33,6 +36,26 @@ pub const MAX_CONTROL_BODY_BYTES: usize = 64 << 20;
 /// Shard transfers a node serves at once; more wait their turn. Each holds
 /// at most one shard (a few MiB at the default chunk size) in memory.
 pub const MAX_CONCURRENT_SHARD_TRANSFERS: usize = 64;
+
+/// Time between two hellos of a node waiting to be added.
+pub const HELLO_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Time between two rounds of the node's housekeeping.
+pub const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Size of the file system holding `dir`, bytes (0 when unknown).
+fn fs_size(dir: &std::path::Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return 0;
+    };
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid NUL-terminated string and `st` a valid
+    // out-pointer for the duration of the call.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return 0;
+    }
+    st.f_blocks as u64 * st.f_frsize as u64
+}
 
 /// A running node's shared state.
 pub struct Node {
@@ -47,6 +70,11 @@ pub struct Node {
     corrupt_detected: AtomicU64,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     shard_transfers: Arc<tokio::sync::Semaphore>,
+    /// The repair and rebalance worker.
+    pub repair: Arc<crate::repair::Repair>,
+    data_dir: std::path::PathBuf,
+    /// How long a node must be down before it is marked out.
+    pub down_out_after: std::time::Duration,
 }
 
 impl Node {
@@ -86,12 +114,19 @@ impl Node {
             config.read_barrier,
         )
         .await?;
-        crate::repair::spawn_worker(
+        crate::repair::clear_queue(&db);
+        let shard_transfers = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SHARD_TRANSFERS));
+        let repair = crate::repair::Repair::new(
+            id,
             db.clone(),
+            shards.clone(),
             Arc::downgrade(&tables),
             NodeClient::new(&config.cluster_secret),
+            shard_transfers.clone(),
+            MAX_CONCURRENT_SHARD_TRANSFERS,
         );
-        Ok(Arc::new(Self {
+        repair.spawn();
+        let node = Arc::new(Self {
             id,
             db,
             shards,
@@ -100,8 +135,70 @@ impl Node {
             replay: auth::ReplayGuard::new(),
             corrupt_detected: AtomicU64::new(0),
             metrics,
-            shard_transfers: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SHARD_TRANSFERS)),
-        }))
+            shard_transfers,
+            repair,
+            data_dir: config.data_dir.clone(),
+            down_out_after: config.down_out_after,
+        });
+        node.spawn_housekeeping();
+        Ok(node)
+    }
+
+    /// Every [`HOUSEKEEPING_INTERVAL`]: refresh what the beats tell, wake
+    /// the worker when the placement changed, and (on the node leading the
+    /// system group) look after the cluster map.
+    fn spawn_housekeeping(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut placement_version = 0;
+            loop {
+                tokio::time::sleep(HOUSEKEEPING_INTERVAL).await;
+                let Some(node) = me.upgrade() else { return };
+                let (_, used) = node.shards.usage();
+                let total = fs_size(&node.data_dir);
+                *node.tables.beat_info.lock().expect("beat info lock") =
+                    (node.repair.synced(), used, total);
+                if let Some(map) = node.tables.map() {
+                    if map.placement_version != placement_version {
+                        placement_version = map.placement_version;
+                        node.repair.wake();
+                    }
+                    crate::steward::tend(&node, &map).await;
+                }
+            }
+        });
+    }
+
+    /// Until this node is in a cluster map, tell the nodes at `join` every
+    /// [`HELLO_INTERVAL`] that it exists at `addr`, so an operator can add it.
+    pub fn spawn_join(self: &Arc<Self>, join: Vec<String>, addr: String) {
+        if join.is_empty() {
+            return;
+        }
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(node) = me.upgrade() else { return };
+                if node.tables.map().is_some_and(|m| m.node(node.id).is_some()) {
+                    return;
+                }
+                let hello = cairn::rpc::Hello {
+                    node: node.id,
+                    addr: addr.clone(),
+                };
+                let client = NodeClient::new(&node.secret);
+                drop(node);
+                for a in &join {
+                    let _ = client.rpc_hello(a, &hello).await;
+                }
+                tokio::time::sleep(HELLO_INTERVAL).await;
+            }
+        });
+    }
+
+    /// The shard store.
+    pub fn shard_store(&self) -> &Arc<dyn ShardStore> {
+        &self.shards
     }
 
     fn get_node_record<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
@@ -222,7 +319,19 @@ async fn put_shard(
             "shard body does not match its checksum".into(),
         ));
     }
-    blocking(move || node.shards.put(&chunk, index, &body)).await?;
+    let geometry: ShardGeometry = headers
+        .get(SHARD_GEOMETRY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| Error::BadRequest("missing shard geometry".into()))?
+        .parse()?;
+    if geometry.shard_len() != body.len() {
+        return Err(Error::BadRequest(format!(
+            "a shard of {geometry} is {} bytes, not {}",
+            geometry.shard_len(),
+            body.len()
+        )));
+    }
+    blocking(move || node.shards.put(&chunk, index, &geometry, &body)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -257,6 +366,85 @@ async fn head_shard(
     } else {
         StatusCode::NOT_FOUND
     })
+}
+
+/// `POST /v1/shards/{chunk}/{index}/verify`: 200 when the shard is here
+/// and intact, 404 when absent, 409 when corrupt.
+async fn verify_shard(
+    State(node): State<Arc<Node>>,
+    Path((chunk, index)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let (chunk, index) = parse_shard(&chunk, &index)?;
+    let n = node.clone();
+    match blocking(move || n.shards.get(&chunk, index)).await {
+        Ok(_) => Ok(StatusCode::OK),
+        Err(e @ Error::CorruptShard { .. }) => {
+            node.note_corrupt(&chunk, index);
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn list_shards(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response> {
+    let req: ListShardsRequest = record::decode("shard listing", &body)?;
+    let key = |b: &[u8]| -> Result<[u8; 33]> {
+        b.try_into()
+            .map_err(|_| Error::BadRequest("shard keys are 33 bytes".into()))
+    };
+    let (from, to) = (key(&req.from)?, key(&req.to)?);
+    let limit = (req.limit as usize).clamp(1, MAX_LIST_SHARDS);
+    let list = blocking(move || node.shards.list(&from, &to, limit + 1)).await?;
+    let more = list.len() > limit;
+    Ok(encoded(&ListShardsReply {
+        shards: list
+            .into_iter()
+            .take(limit)
+            .map(|e| ListedShard {
+                chunk: e.chunk,
+                index: e.index,
+                geometry: e.geometry,
+            })
+            .collect(),
+        more,
+    }))
+}
+
+async fn peers(State(node): State<Arc<Node>>) -> Response {
+    let views: Vec<PeerView> = node
+        .tables
+        .map()
+        .map(|m| {
+            m.nodes
+                .iter()
+                .map(|n| {
+                    if n.id == node.id {
+                        PeerView {
+                            node: n.id,
+                            liveness: cairn::rpc::Liveness::Up,
+                            phi: 0.0,
+                            synced: node.repair.synced(),
+                            used_bytes: node.shards.usage().1,
+                            total_bytes: fs_size(&node.data_dir),
+                        }
+                    } else {
+                        node.tables.liveness.view(n.id)
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    encoded(&views)
+}
+
+async fn repair_report(State(node): State<Arc<Node>>) -> Response {
+    encoded(&node.repair.report())
+}
+
+async fn repair_throttle(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response> {
+    let t: RepairThrottle = record::decode("repair throttle", &body)?;
+    node.repair.set_throttle(&t)?;
+    Ok(encoded(&node.repair.report()))
 }
 
 async fn delete_shard(
@@ -310,15 +498,32 @@ async fn bootstrap(State(node): State<Arc<Node>>, body: Bytes) -> Result<Respons
     Ok(encoded(&node.tables.bootstrap(layout).await?))
 }
 
-async fn node_beat(State(node): State<Arc<Node>>, body: Bytes) -> Result<StatusCode> {
-    let beat: cairn::rpc::NodeBeat = record::decode("node beat", &body)?;
-    node.tables.on_beat(beat);
+async fn hello(State(node): State<Arc<Node>>, body: Bytes) -> Result<StatusCode> {
+    let hello: cairn::rpc::Hello = record::decode("hello", &body)?;
+    let mut c = node.tables.candidates.lock().expect("candidates lock");
+    c.retain(|_, (_, t)| t.elapsed() < crate::table::groups::CANDIDATE_TTL);
+    if c.len() < crate::table::groups::MAX_CANDIDATES || c.contains_key(&hello.node) {
+        c.insert(hello.node, (hello.addr, std::time::Instant::now()));
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn repair_hint(State(node): State<Arc<Node>>, body: Bytes) -> Result<StatusCode> {
-    let hint: crate::repair::RepairHint = record::decode("repair hint", &body)?;
-    blocking(move || crate::repair::put_hint(&node.db, &hint)).await?;
+async fn candidates(State(node): State<Arc<Node>>) -> Response {
+    let c = node.tables.candidates.lock().expect("candidates lock");
+    let list: Vec<cairn::rpc::Hello> = c
+        .iter()
+        .filter(|(_, (_, t))| t.elapsed() < crate::table::groups::CANDIDATE_TTL)
+        .map(|(id, (addr, _))| cairn::rpc::Hello {
+            node: *id,
+            addr: addr.clone(),
+        })
+        .collect();
+    encoded(&list)
+}
+
+async fn node_beat(State(node): State<Arc<Node>>, body: Bytes) -> Result<StatusCode> {
+    let beat: cairn::rpc::NodeBeat = record::decode("node beat", &body)?;
+    node.tables.on_beat(beat);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -438,7 +643,13 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/meta/read", post(meta_read))
         .route("/v1/meta/system/changes", get(system_changes))
         .route("/v1/raft", post(raft))
-        .route("/v1/repair/hint", post(repair_hint))
+        .route("/v1/shards/{chunk}/{index}/verify", post(verify_shard))
+        .route("/v1/shards/list", post(list_shards))
+        .route("/v1/peers", get(peers))
+        .route("/v1/peer/hello", post(hello))
+        .route("/v1/candidates", get(candidates))
+        .route("/v1/repair", get(repair_report))
+        .route("/v1/repair/throttle", post(repair_throttle))
         .route("/v1/peer/beat", post(node_beat))
         .route("/v1/cluster/watch", get(watch_map))
         .route("/v1/cluster/bootstrap", post(bootstrap))

@@ -9,6 +9,7 @@
 
 use crate::db::{self, CF_SHARDS};
 use crate::error::{Error, Result};
+use cairn::codec::{CodecId, ErasureProfile, ShardGeometry};
 use cairn::id::{ChunkId, shard_checksum};
 use rocksdb::DB;
 use std::io::{Read, Write};
@@ -18,25 +19,82 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Magic bytes at the start of every shard file.
 pub const SHARD_MAGIC: &[u8; 4] = b"CRNS";
-/// Format version of shard files written today.
-pub const SHARD_FORMAT_VERSION: u8 = 1;
-/// Shard file header length in bytes.
-pub const SHARD_HEADER_LEN: usize = 80;
+/// Format version of shard files written today (2: the header carries the
+/// chunk's geometry). Version 1 files are still read.
+pub const SHARD_FORMAT_VERSION: u8 = 2;
+/// Shard file header length in bytes (version 2).
+pub const SHARD_HEADER_LEN: usize = 96;
+/// Header length of version 1 files.
+const SHARD_HEADER_LEN_V1: usize = 80;
+/// Most shard index entries one listing returns.
+pub const MAX_LIST_SHARDS: usize = 4096;
 /// Largest shard a node accepts. Chunks are at most 64 MiB, and k >= 1.
 pub const MAX_SHARD_BYTES: usize = 64 << 20;
+
+/// One shard as the index knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardEntry {
+    /// Its chunk.
+    pub chunk: ChunkId,
+    /// Its index.
+    pub index: u8,
+    /// Payload length.
+    pub len: u64,
+    /// The chunk's geometry (`None` for shards written before files
+    /// carried it).
+    pub geometry: Option<ShardGeometry>,
+}
 
 /// The seam between the node and its disks.
 pub trait ShardStore: Send + Sync + 'static {
     /// Store shard `index` of `chunk`, durably, before returning.
-    fn put(&self, chunk: &ChunkId, index: u8, data: &[u8]) -> Result<()>;
+    fn put(&self, chunk: &ChunkId, index: u8, geometry: &ShardGeometry, data: &[u8]) -> Result<()>;
+    /// Read and verify a shard, with the geometry its file carries (`None`
+    /// for files written before they carried it).
+    fn read(&self, chunk: &ChunkId, index: u8) -> Result<(Vec<u8>, Option<ShardGeometry>)>;
     /// Read and verify a shard.
-    fn get(&self, chunk: &ChunkId, index: u8) -> Result<Vec<u8>>;
+    fn get(&self, chunk: &ChunkId, index: u8) -> Result<Vec<u8>> {
+        self.read(chunk, index).map(|(data, _)| data)
+    }
     /// Whether a shard is stored (not verified).
     fn contains(&self, chunk: &ChunkId, index: u8) -> Result<bool>;
     /// Remove a shard; absent shards are not an error.
     fn delete(&self, chunk: &ChunkId, index: u8) -> Result<()>;
     /// (shards, bytes) stored.
     fn usage(&self) -> (u64, u64);
+    /// Up to `limit` shards of the index with `from <= (chunk, index) <
+    /// to`, in order (keys are `chunk id ++ index`).
+    fn list(&self, from: &[u8; 33], to: &[u8; 33], limit: usize) -> Result<Vec<ShardEntry>>;
+}
+
+fn geometry_bytes(g: &ShardGeometry) -> [u8; 11] {
+    let mut b = [0u8; 11];
+    b[0] = g.codec as u8;
+    b[1] = g.profile.data_shards;
+    b[2] = g.profile.parity_shards;
+    b[3..11].copy_from_slice(&g.chunk_len.to_le_bytes());
+    b
+}
+
+fn geometry_of(b: &[u8]) -> Option<ShardGeometry> {
+    if b.len() < 11 || b[0] != CodecId::ReedSolomonGf8 as u8 || b[1] == 0 {
+        return None;
+    }
+    Some(ShardGeometry::reed_solomon(
+        ErasureProfile {
+            data_shards: b[1],
+            parity_shards: b[2],
+        },
+        u64::from_le_bytes(b[3..11].try_into().expect("8 bytes")),
+    ))
+}
+
+/// The index key of a shard: `chunk id ++ index`.
+pub fn index_key(chunk: &ChunkId, index: u8) -> [u8; 33] {
+    let mut k = [0u8; 33];
+    k[..32].copy_from_slice(&chunk.0);
+    k[32] = index;
+    k
 }
 
 /// Shards as files under `dir/shards`, indexed in RocksDB.
@@ -46,13 +104,6 @@ pub struct FileShardStore {
     fsync: bool,
     shards: AtomicU64,
     bytes: AtomicU64,
-}
-
-fn index_key(chunk: &ChunkId, index: u8) -> [u8; 33] {
-    let mut k = [0u8; 33];
-    k[..32].copy_from_slice(&chunk.0);
-    k[32] = index;
-    k
 }
 
 impl FileShardStore {
@@ -84,7 +135,12 @@ impl FileShardStore {
         self.root.join(&hex[..2]).join(format!("{hex}.{index}"))
     }
 
-    fn header(chunk: &ChunkId, index: u8, data: &[u8]) -> [u8; SHARD_HEADER_LEN] {
+    fn header(
+        chunk: &ChunkId,
+        index: u8,
+        geometry: &ShardGeometry,
+        data: &[u8],
+    ) -> [u8; SHARD_HEADER_LEN] {
         let mut h = [0u8; SHARD_HEADER_LEN];
         h[..4].copy_from_slice(SHARD_MAGIC);
         h[4] = SHARD_FORMAT_VERSION;
@@ -92,58 +148,17 @@ impl FileShardStore {
         h[8..16].copy_from_slice(&(data.len() as u64).to_le_bytes());
         h[16..48].copy_from_slice(&shard_checksum(data));
         h[48..80].copy_from_slice(&chunk.0);
+        h[80..91].copy_from_slice(&geometry_bytes(geometry));
         h
     }
-}
 
-impl ShardStore for FileShardStore {
-    fn put(&self, chunk: &ChunkId, index: u8, data: &[u8]) -> Result<()> {
-        assert!(data.len() <= MAX_SHARD_BYTES, "caller checks shard size");
-        let path = self.shard_path(chunk, index);
-        let dir = path.parent().expect("shard paths have a parent");
-        std::fs::create_dir_all(dir)?;
-        let existed = path.exists();
-        let tmp = dir.join(format!(
-            ".tmp-{}-{index}-{}",
-            &chunk.to_hex()[..16],
-            rand::random::<u64>()
-        ));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&Self::header(chunk, index, data))?;
-            f.write_all(data)?;
-            if self.fsync {
-                f.sync_all()?;
-            }
-            std::fs::rename(&tmp, &path)?;
-            if self.fsync {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-        let mut value = Vec::with_capacity(41);
-        value.push(SHARD_FORMAT_VERSION);
-        value.extend_from_slice(&(data.len() as u64).to_le_bytes());
-        value.extend_from_slice(&shard_checksum(data));
-        let cf = self.db.cf_handle(CF_SHARDS).expect("shards column family");
-        self.db.put_cf_opt(
-            &cf,
-            index_key(chunk, index),
-            value,
-            &db::write_options(self.fsync),
-        )?;
-        if !existed {
-            self.shards.fetch_add(1, Ordering::Relaxed);
-            self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
-    fn get(&self, chunk: &ChunkId, index: u8) -> Result<Vec<u8>> {
+    /// Read and verify a shard with its geometry (`None` in version 1
+    /// files).
+    pub fn get_with_geometry(
+        &self,
+        chunk: &ChunkId,
+        index: u8,
+    ) -> Result<(Vec<u8>, Option<ShardGeometry>)> {
         let path = self.shard_path(chunk, index);
         let mut f = match std::fs::File::open(&path) {
             Ok(f) => f,
@@ -160,16 +175,25 @@ impl ShardStore for FileShardStore {
             index,
         };
         let mut header = [0u8; SHARD_HEADER_LEN];
-        if f.read_exact(&mut header).is_err()
+        if f.read_exact(&mut header[..SHARD_HEADER_LEN_V1]).is_err()
             || &header[..4] != SHARD_MAGIC
-            || header[4] != SHARD_FORMAT_VERSION
             || header[5] != index
             || header[48..80] != chunk.0
         {
             return Err(corrupt());
         }
+        let geometry = match header[4] {
+            1 => None,
+            2 => {
+                if f.read_exact(&mut header[SHARD_HEADER_LEN_V1..]).is_err() {
+                    return Err(corrupt());
+                }
+                Some(geometry_of(&header[80..91]).ok_or_else(corrupt)?)
+            }
+            _ => return Err(corrupt()),
+        };
         let len = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes")) as usize;
-        if len > MAX_SHARD_BYTES {
+        if len > MAX_SHARD_BYTES || geometry.is_some_and(|g| g.shard_len() != len) {
             return Err(corrupt());
         }
         let mut data = Vec::with_capacity(len);
@@ -177,7 +201,60 @@ impl ShardStore for FileShardStore {
         if data.len() != len || shard_checksum(&data) != header[16..48] {
             return Err(corrupt());
         }
-        Ok(data)
+        Ok((data, geometry))
+    }
+}
+
+impl ShardStore for FileShardStore {
+    fn put(&self, chunk: &ChunkId, index: u8, geometry: &ShardGeometry, data: &[u8]) -> Result<()> {
+        assert!(data.len() <= MAX_SHARD_BYTES, "caller checks shard size");
+        let path = self.shard_path(chunk, index);
+        let dir = path.parent().expect("shard paths have a parent");
+        std::fs::create_dir_all(dir)?;
+        let existed = path.exists();
+        let tmp = dir.join(format!(
+            ".tmp-{}-{index}-{}",
+            &chunk.to_hex()[..16],
+            rand::random::<u64>()
+        ));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&Self::header(chunk, index, geometry, data))?;
+            f.write_all(data)?;
+            if self.fsync {
+                f.sync_all()?;
+            }
+            std::fs::rename(&tmp, &path)?;
+            if self.fsync {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        if let Err(e) = write() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        let mut value = Vec::with_capacity(52);
+        value.push(SHARD_FORMAT_VERSION);
+        value.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        value.extend_from_slice(&shard_checksum(data));
+        value.extend_from_slice(&geometry_bytes(geometry));
+        let cf = self.db.cf_handle(CF_SHARDS).expect("shards column family");
+        self.db.put_cf_opt(
+            &cf,
+            index_key(chunk, index),
+            value,
+            &db::write_options(self.fsync),
+        )?;
+        if !existed {
+            self.shards.fetch_add(1, Ordering::Relaxed);
+            self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn read(&self, chunk: &ChunkId, index: u8) -> Result<(Vec<u8>, Option<ShardGeometry>)> {
+        self.get_with_geometry(chunk, index)
     }
 
     fn contains(&self, chunk: &ChunkId, index: u8) -> Result<bool> {
@@ -211,11 +288,46 @@ impl ShardStore for FileShardStore {
             self.bytes.load(Ordering::Relaxed),
         )
     }
+
+    fn list(&self, from: &[u8; 33], to: &[u8; 33], limit: usize) -> Result<Vec<ShardEntry>> {
+        let cf = self.db.cf_handle(CF_SHARDS).expect("shards column family");
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            &cf,
+            rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if k.as_ref() >= to.as_slice() || out.len() >= limit.min(MAX_LIST_SHARDS) {
+                break;
+            }
+            if k.len() != 33 || v.len() < 9 {
+                continue;
+            }
+            out.push(ShardEntry {
+                chunk: ChunkId(k[..32].try_into().expect("32 bytes")),
+                index: k[32],
+                len: u64::from_le_bytes(v[1..9].try_into().expect("8 bytes")),
+                geometry: (v[0] >= 2).then(|| geometry_of(&v[41..])).flatten(),
+            });
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn g(len: u64) -> ShardGeometry {
+        ShardGeometry::reed_solomon(
+            ErasureProfile {
+                data_shards: 1,
+                parity_shards: 0,
+            },
+            len,
+        )
+    }
 
     fn store(dir: &Path) -> FileShardStore {
         FileShardStore::open(dir, db::open(&dir.join("db")).unwrap(), true).unwrap()
@@ -226,9 +338,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let id = ChunkId::of(b"chunk");
-        s.put(&id, 3, b"shard bytes").unwrap();
-        s.put(&id, 3, b"shard bytes").unwrap();
+        s.put(&id, 3, &g(11), b"shard bytes").unwrap();
+        s.put(&id, 3, &g(11), b"shard bytes").unwrap();
         assert_eq!(s.get(&id, 3).unwrap(), b"shard bytes");
+        assert_eq!(
+            s.get_with_geometry(&id, 3).unwrap().1,
+            Some(g(11)),
+            "the file carries its geometry"
+        );
+        let listed = s.list(&[0; 33], &[0xff; 33], 10).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].chunk, listed[0].index), (id, 3));
+        assert_eq!(listed[0].geometry, Some(g(11)));
         assert_eq!(s.usage(), (1, 11));
         assert!(matches!(s.get(&id, 4), Err(Error::ShardNotFound { .. })));
         s.delete(&id, 3).unwrap();
@@ -241,7 +362,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let id = ChunkId::of(b"chunk");
-        s.put(&id, 0, &[5u8; 1000]).unwrap();
+        s.put(&id, 0, &g(1000), &[5u8; 1000]).unwrap();
         let path = s.shard_path(&id, 0);
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[SHARD_HEADER_LEN + 500] ^= 0x10;
@@ -253,12 +374,31 @@ mod tests {
     }
 
     #[test]
+    fn version_1_files_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let id = ChunkId::of(b"old");
+        s.put(&id, 2, &g(4), b"abcd").unwrap();
+        // Rewrite the file as version 1 wrote it: an 80-byte header.
+        let path = s.shard_path(&id, 2);
+        let bytes = std::fs::read(&path).unwrap();
+        let mut v1 = bytes[..SHARD_HEADER_LEN_V1].to_vec();
+        v1[4] = 1;
+        v1.extend_from_slice(&bytes[SHARD_HEADER_LEN..]);
+        std::fs::write(&path, &v1).unwrap();
+        assert_eq!(
+            s.get_with_geometry(&id, 2).unwrap(),
+            (b"abcd".to_vec(), None)
+        );
+    }
+
+    #[test]
     fn usage_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = store(dir.path());
-            s.put(&ChunkId::of(b"a"), 0, &[1; 10]).unwrap();
-            s.put(&ChunkId::of(b"b"), 1, &[1; 20]).unwrap();
+            s.put(&ChunkId::of(b"a"), 0, &g(10), &[1; 10]).unwrap();
+            s.put(&ChunkId::of(b"b"), 1, &g(20), &[1; 20]).unwrap();
         }
         assert_eq!(store(dir.path()).usage(), (2, 30));
     }

@@ -33,6 +33,7 @@ async fn start_node() -> TestNode {
         cluster_secret: SECRET.into(),
         fsync: true,
         read_barrier: ReadBarrier::Lease,
+        down_out_after: cairn_node::config::DEFAULT_DOWN_OUT_AFTER,
     };
     let node = Node::open(&config, None).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -79,6 +80,10 @@ fn layout(nodes: &[TestNode], data_groups: u32) -> Layout {
             })
             .collect(),
         placement: Vec::new(),
+        out: Default::default(),
+        leaving: Default::default(),
+        placement_version: 0,
+        history: Vec::new(),
     };
     l.plan_placement(None).unwrap();
     l.assign_groups(data_groups).unwrap();

@@ -62,6 +62,8 @@ pub struct Options {
     pub max_concurrent_transfers: Option<usize>,
     /// Whether `start_with` applies a layout (else: `apply_layout` later).
     pub apply_layout: bool,
+    /// The nodes' `--down-out-after`, seconds (their default when None).
+    pub down_out_after_s: Option<u64>,
 }
 
 impl Options {
@@ -74,6 +76,7 @@ impl Options {
             chunk_size_bytes: 1 << 20,
             max_concurrent_transfers: None,
             apply_layout: true,
+            down_out_after_s: None,
         }
     }
 }
@@ -223,6 +226,29 @@ impl Cluster {
         self.dir.path().join(format!("node{}", i + 1))
     }
 
+    /// Start one more node (not in the layout); returns its index and id.
+    pub async fn add_node(&mut self) -> Result<(usize, String)> {
+        self.nodes.push(Proc {
+            child: None,
+            addr: String::new(),
+        });
+        let i = self.nodes.len() - 1;
+        self.restart_node(i).await?;
+        let identity = self.node_client().rpc_identity(&self.nodes[i].addr).await?;
+        Ok((i, identity.node_id.to_string()))
+    }
+
+    /// The id of node `i` (it must be up).
+    pub async fn node_id(&self, i: usize) -> Result<String> {
+        let identity = self.node_client().rpc_identity(&self.nodes[i].addr).await?;
+        Ok(identity.node_id.to_string())
+    }
+
+    /// The data directory of node `i`.
+    pub fn node_data_dir(&self, i: usize) -> PathBuf {
+        self.node_dir(i)
+    }
+
     /// RPC address of node `i`.
     pub fn node_addr(&self, i: usize) -> &str {
         &self.nodes[i].addr
@@ -335,13 +361,31 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(dir.with_extension("log"))?;
+        let join: Vec<String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, n)| *j != i && !n.addr.is_empty())
+            .map(|(_, n)| n.addr.clone())
+            .collect();
         let child = Command::new(bin("cairn-node"))
             .arg("--data")
             .arg(&dir)
+            .args(if join.is_empty() {
+                Vec::new()
+            } else {
+                vec!["--join".to_owned(), join.join(",")]
+            })
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--cluster-secret-file")
             .arg(self.dir.path().join("cluster-secret"))
+            .args(
+                self.opts
+                    .down_out_after_s
+                    .map(|s| vec!["--down-out-after".to_owned(), s.to_string()])
+                    .unwrap_or_default(),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -47,6 +47,52 @@ enum Command {
     /// Manage buckets.
     #[command(subcommand)]
     Bucket(BucketCommand),
+    /// Nodes: their state, and marking them out or in.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Repair and rebalance progress and limits.
+    #[command(subcommand)]
+    Repair(RepairCommand),
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Every node of the layout: up, suspect, down since, out, leaving;
+    /// used and total capacity.
+    List,
+    /// Mark a node out now: its shards are rebuilt on the nodes that take
+    /// its slots, its metadata groups get other voters.
+    Out {
+        /// Node id.
+        node_id: NodeId,
+    },
+    /// Take a node back in: its slots return to it.
+    In {
+        /// Node id.
+        node_id: NodeId,
+    },
+}
+
+#[derive(Subcommand)]
+enum RepairCommand {
+    /// Degraded chunks by shards missing, misplaced shards, bytes to go,
+    /// rate, time left.
+    Status,
+    /// Change the workers' limits on every node, at once and for good.
+    Throttle {
+        /// Bytes per second per node (0: unlimited).
+        #[arg(long)]
+        bytes_per_s: Option<u64>,
+        /// Tasks at once per node.
+        #[arg(long)]
+        concurrency: Option<u32>,
+        /// Pause the workers.
+        #[arg(long, conflicts_with = "resume")]
+        pause: bool,
+        /// Resume them.
+        #[arg(long)]
+        resume: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -74,9 +120,10 @@ enum LayoutCommand {
         /// Erasure profile K+M (default: from the node count).
         #[arg(long)]
         profile: Option<String>,
-        /// Apply even if the change moves data (no rebalancer yet).
+        /// Print the planned movement (partitions, shards, bytes) and
+        /// change nothing.
         #[arg(long)]
-        force: bool,
+        dry_run: bool,
         /// Data groups of the metadata (only when the cluster is created;
         /// fixed afterwards).
         #[arg(long)]
@@ -406,7 +453,7 @@ async fn main() -> anyhow::Result<()> {
             }
             LayoutCommand::Apply {
                 profile,
-                force,
+                dry_run,
                 metadata_groups,
             } => {
                 let profile = profile.as_deref().map(parse_profile).transpose()?;
@@ -416,7 +463,7 @@ async fn main() -> anyhow::Result<()> {
                         "/_cairn/admin/v1/layout/apply",
                         Some(&ApplyRequest {
                             profile,
-                            force,
+                            dry_run,
                             metadata_groups,
                         }),
                     )
@@ -424,13 +471,134 @@ async fn main() -> anyhow::Result<()> {
                 if cli.json {
                     return print_json(&v);
                 }
+                let l = &v["layout"];
                 println!(
-                    "applied layout version {} ({} nodes, profile {}+{})",
-                    v["version"],
-                    v["nodes"].as_array().map(|a| a.len()).unwrap_or(0),
-                    v["profile"]["data_shards"],
-                    v["profile"]["parity_shards"]
+                    "{} layout version {} ({} nodes, profile {}+{})",
+                    if dry_run { "would apply" } else { "applied" },
+                    l["version"],
+                    l["nodes"].as_array().map(|a| a.len()).unwrap_or(0),
+                    l["profile"]["data_shards"],
+                    l["profile"]["parity_shards"]
                 );
+                println!(
+                    "moves {} of {} partitions, {} shard slots, about {}",
+                    v["partitions_changed"],
+                    v["partitions"],
+                    v["shards_moved_slots"],
+                    human_bytes(v["bytes_to_move"].as_u64().unwrap_or(0))
+                );
+            }
+        },
+        Command::Node(cmd) => match cmd {
+            NodeCommand::List => {
+                let nodes: Vec<NodeEntry> = admin
+                    .call(Method::GET, "/_cairn/admin/v1/nodes", none)
+                    .await?;
+                if cli.json {
+                    return print_json(&nodes);
+                }
+                let mut t = Table::new();
+                t.set_header([
+                    "node", "address", "zone", "capacity", "state", "used", "total", "voter of",
+                ]);
+                for n in &nodes {
+                    let state = match (n.state.as_str(), n.down_since_ms) {
+                        ("down", Some(ms)) | ("out", Some(ms)) => {
+                            let ago = cairn::clock::now_ms().saturating_sub(ms) / 1000;
+                            format!("{} (down {ago} s)", n.state)
+                        }
+                        _ => n.state.clone(),
+                    };
+                    t.add_row([
+                        n.id.to_string(),
+                        n.addr.clone(),
+                        n.zone.clone(),
+                        n.capacity.to_string(),
+                        state,
+                        human_bytes(n.used_bytes),
+                        human_bytes(n.total_bytes),
+                        format!("{} groups", n.voter_of),
+                    ]);
+                }
+                println!("{t}");
+            }
+            NodeCommand::Out { node_id } | NodeCommand::In { node_id } => {
+                let action = if matches!(cmd, NodeCommand::Out { .. }) {
+                    "out"
+                } else {
+                    "in"
+                };
+                let v: Value = admin
+                    .call(
+                        Method::POST,
+                        &format!("/_cairn/admin/v1/nodes/{node_id}/{action}"),
+                        none,
+                    )
+                    .await?;
+                if cli.json {
+                    return print_json(&v);
+                }
+                println!(
+                    "node {node_id} {action}: layout version {}, {} shard slots move",
+                    v["layout"]["version"], v["shards_moved_slots"]
+                );
+            }
+        },
+        Command::Repair(cmd) => match cmd {
+            RepairCommand::Status => {
+                let s: RepairStatus = admin
+                    .call(Method::GET, "/_cairn/admin/v1/repair", none)
+                    .await?;
+                if cli.json {
+                    return print_json(&s);
+                }
+                println!(
+                    "{}: {} degraded chunks, {} misplaced shards{}",
+                    s.state,
+                    s.degraded_chunks,
+                    s.misplaced_shards,
+                    if s.migrating { ", migrating" } else { "" }
+                );
+                for (missing, chunks) in &s.by_missing_shards {
+                    println!("  {chunks} chunks missing {missing} shards");
+                }
+                println!(
+                    "{} to go, {} done, {}/s, {}",
+                    human_bytes(s.bytes_remaining),
+                    human_bytes(s.bytes_done),
+                    human_bytes(s.rate_bytes_per_s as u64),
+                    s.eta_s
+                        .map(|e| format!("about {e:.0} s left"))
+                        .unwrap_or_else(|| "no estimate".into())
+                );
+                if !s.unreachable.is_empty() {
+                    println!("unreachable owners: {:?}", s.unreachable);
+                }
+                if s.unrecoverable_chunks > 0 {
+                    println!("UNRECOVERABLE chunks: {}", s.unrecoverable_chunks);
+                }
+            }
+            RepairCommand::Throttle {
+                bytes_per_s,
+                concurrency,
+                pause,
+                resume,
+            } => {
+                let t = cairn::rpc::RepairThrottle {
+                    max_bytes_per_s: bytes_per_s,
+                    concurrency,
+                    paused: if pause {
+                        Some(true)
+                    } else if resume {
+                        Some(false)
+                    } else {
+                        None
+                    },
+                };
+                let v: Value = admin
+                    .call(Method::POST, "/_cairn/admin/v1/repair/throttle", Some(&t))
+                    .await?;
+                print_json(&v)?;
             }
         },
         Command::Key(cmd) => match cmd {

@@ -49,6 +49,14 @@ pub const LATE_START: Duration = Duration::from_secs(3);
 /// idle groups cost nothing but the node-level beats. The next command or
 /// read wakes it (a read confirms the leader by a heartbeat round first).
 pub const QUIESCE_AFTER: Duration = Duration::from_secs(2);
+/// Most nodes waiting to be added that a node remembers.
+pub const MAX_CANDIDATES: usize = 1024;
+/// A node waiting to be added is forgotten when it has not said hello for
+/// this long.
+pub const CANDIDATE_TTL: Duration = Duration::from_secs(60);
+/// Longest wait for a new voter to catch up, or for a voter change to
+/// commit.
+pub const VOTER_CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a node tells every other node it is alive, with the groups it
 /// leads that are quiet.
 pub const NODE_BEAT_INTERVAL: Duration = Duration::from_millis(400);
@@ -109,8 +117,19 @@ pub struct Tables {
     barrier: ReadBarrier,
     groups: RwLock<HashMap<GroupId, Arc<Group>>>,
     map: tokio::sync::watch::Sender<Option<Arc<Layout>>>,
-    // When each peer node last sent its beat.
-    beats: std::sync::Mutex<HashMap<u64, std::time::Instant>>,
+    // A map fetch started by a beat is in flight.
+    fetching_map: std::sync::atomic::AtomicBool,
+    /// Nodes not in the layout that said hello (`--join`): id -> (address,
+    /// when), at most [`MAX_CANDIDATES`], forgotten after
+    /// [`CANDIDATE_TTL`].
+    pub candidates: std::sync::Mutex<HashMap<NodeId, (String, std::time::Instant)>>,
+    // A voter change is in progress (see `reconcile_voters`).
+    reconciling: std::sync::atomic::AtomicBool,
+    /// Who is up, from the beats of the other nodes.
+    pub liveness: crate::liveness::Detector,
+    /// What this node's beats tell: (synced placement version, shard bytes,
+    /// file system size); kept up to date by the node.
+    pub beat_info: std::sync::Mutex<(u64, u64, u64)>,
     // Creating and starting groups, one at a time.
     lifecycle: tokio::sync::Mutex<()>,
     // System voters whose map is followed.
@@ -157,7 +176,11 @@ impl Tables {
             barrier,
             groups: RwLock::new(HashMap::new()),
             map: tokio::sync::watch::channel(map.map(Arc::new)).0,
-            beats: std::sync::Mutex::new(HashMap::new()),
+            reconciling: std::sync::atomic::AtomicBool::new(false),
+            fetching_map: std::sync::atomic::AtomicBool::new(false),
+            candidates: std::sync::Mutex::new(HashMap::new()),
+            liveness: crate::liveness::Detector::new(),
+            beat_info: std::sync::Mutex::new((0, 0, 0)),
             lifecycle: tokio::sync::Mutex::new(()),
             followed: std::sync::Mutex::new(BTreeSet::new()),
             learn,
@@ -352,6 +375,85 @@ impl Tables {
         self.watch_system_voters(&map);
     }
 
+    /// Whether this node leads `group` now.
+    pub fn leads(&self, group: GroupId) -> bool {
+        self.group(group)
+            .is_some_and(|g| g.raft.metrics().borrow().state == ServerState::Leader)
+    }
+
+    /// For every group this node leads whose voters differ from the map's,
+    /// change them: the new voters join as learners, catch up, then one
+    /// joint-consensus change makes the map's set the voters. One change at
+    /// a time per node; the next round of housekeeping does the next.
+    pub async fn reconcile_voters(self: &Arc<Self>, map: &Layout) {
+        if self
+            .reconciling
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        for (g, info) in map.groups.iter().enumerate() {
+            let id = GroupId(g as u32);
+            let Some(group) = self.group(id) else {
+                continue;
+            };
+            let m = group.raft.metrics().borrow().clone();
+            if m.state != ServerState::Leader {
+                continue;
+            }
+            let membership = m.membership_config.membership();
+            if membership.get_joint_config().len() > 1 {
+                continue;
+            }
+            let current: BTreeSet<u64> = membership.voter_ids().collect();
+            let want: BTreeSet<u64> = info.voters.iter().map(|v| v.0).collect();
+            if current == want {
+                continue;
+            }
+            let (me, map, id) = (self.clone(), map.clone(), id);
+            tokio::spawn(async move {
+                let g = me.group(id).expect("hosted");
+                for v in want.difference(&current) {
+                    let addr = map
+                        .node(NodeId(*v))
+                        .map(|n| n.addr.clone())
+                        .unwrap_or_default();
+                    match tokio::time::timeout(
+                        VOTER_CHANGE_TIMEOUT,
+                        g.raft.add_learner(*v, PeerNode { addr }, true),
+                    )
+                    .await
+                    {
+                        Ok(Ok(_)) => {}
+                        outcome => {
+                            tracing::warn!(group = %id, voter = %NodeId(*v), ?outcome, "new voter did not catch up; retried");
+                            me.reconciling
+                                .store(false, std::sync::atomic::Ordering::Release);
+                            return;
+                        }
+                    }
+                }
+                g.touch();
+                match tokio::time::timeout(
+                    VOTER_CHANGE_TIMEOUT,
+                    g.raft.change_membership(want.clone(), false),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => tracing::info!(group = %id, voters = ?want, "voters changed"),
+                    outcome => {
+                        tracing::warn!(group = %id, ?outcome, "voter change failed; retried")
+                    }
+                }
+                me.reconciling
+                    .store(false, std::sync::atomic::Ordering::Release);
+            });
+            return;
+        }
+        self.reconciling
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+
     fn pending_bootstrap(&self) -> crate::Result<Option<Layout>> {
         let cf = self.db.cf_handle(CF_NODE).expect("node column family");
         Ok(self
@@ -466,20 +568,25 @@ impl Tables {
     }
 
     fn silent(&self, node: u64) -> bool {
-        self.beats
-            .lock()
-            .expect("beats lock")
-            .get(&node)
-            .is_none_or(|t| t.elapsed() > NODE_SILENT_AFTER)
+        self.liveness.silence(NodeId(node)) > NODE_SILENT_AFTER
     }
 
     /// Tell every other node of the map that this one lives, and which of
     /// the groups it leads are quiet.
     fn send_beats(&self, quiet: Vec<(GroupId, u64)>) {
         let Some(map) = self.map() else { return };
+        let (synced, used_bytes, total_bytes) = *self.beat_info.lock().expect("beat info lock");
         let beat = cairn::rpc::NodeBeat {
             from: self.me,
+            addr: map
+                .node(self.me)
+                .map(|n| n.addr.clone())
+                .unwrap_or_default(),
             quiet,
+            synced,
+            used_bytes,
+            total_bytes,
+            map_version: map.version,
         };
         let body = record::encode(&beat);
         for n in map.nodes.iter().filter(|n| n.id != self.me) {
@@ -493,12 +600,28 @@ impl Tables {
     /// A beat from another node: its quiet groups stop their elections
     /// here (while its beats go on); groups it no longer calls quiet, or
     /// leads no more, start them again.
-    pub fn on_beat(&self, beat: cairn::rpc::NodeBeat) {
+    pub fn on_beat(self: &Arc<Self>, beat: cairn::rpc::NodeBeat) {
         let from = beat.from.0;
-        self.beats
-            .lock()
-            .expect("beats lock")
-            .insert(from, std::time::Instant::now());
+        self.liveness.heard(&beat);
+        // Behind the sender: fetch its map (one fetch at a time).
+        let mine = self.map().map(|m| m.version).unwrap_or(0);
+        if beat.map_version > mine
+            && let Some(addr) = Some(beat.addr.clone()).filter(|a| !a.is_empty())
+            && !self
+                .fetching_map
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Ok(Some(map)) = me.client.rpc_get_layout(&addr).await
+                    && map.validate().is_ok()
+                {
+                    me.adopt(map).await;
+                }
+                me.fetching_map
+                    .store(false, std::sync::atomic::Ordering::Release);
+            });
+        }
         let quiet: HashMap<GroupId, u64> = beat.quiet.into_iter().collect();
         let groups: Vec<Arc<Group>> = self
             .groups
