@@ -813,6 +813,43 @@ mod tests {
     }
 
     #[test]
+    fn drain_then_add_then_out_still_places() {
+        let base = layout(7, 7, 4, 2);
+        let gone = base.nodes[0].id;
+        let mut drained = base
+            .next(|l| {
+                l.leaving.insert(gone);
+                let prev = l.clone();
+                l.plan_placement(Some(&prev))?;
+                l.replace_voters()
+            })
+            .unwrap();
+        drained.retire_history();
+        assert!(drained.node(gone).is_none());
+        let extra = bare(8, 8, 4, 2).nodes[7].clone();
+        let grown = drained
+            .next(|l| {
+                l.nodes.push(extra.clone());
+                let prev = l.clone();
+                l.plan_placement(Some(&prev))
+            })
+            .unwrap();
+        for n in grown.nodes.clone() {
+            let out = grown.next(|l| {
+                l.out.insert(
+                    n.id,
+                    OutMark {
+                        auto: false,
+                        since_ms: 0,
+                    },
+                );
+                l.replace_voters()
+            });
+            assert!(out.is_ok(), "out {}: {out:?}", n.id);
+        }
+    }
+
+    #[test]
     fn partition_key_ranges_tile_the_key_space() {
         let bits = 8;
         let (first, _) = partition_key_range(0, bits);

@@ -301,6 +301,25 @@ pub struct RepairReport {
     pub concurrency: u32,
 }
 
+/// A node's scrubber, as it reports itself (`GET /v1/scrub`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrubReport {
+    /// `running`, `paused`, `idle`.
+    pub state: String,
+    /// Shards verified in the current (or last) pass.
+    pub shards_checked: u64,
+    /// Shards found corrupt since start.
+    pub corrupt_found: u64,
+    /// Of them, those rebuilt here or not owned here (dropped).
+    pub repaired: u64,
+    /// Corrupt shards deleted here and waiting for their rebuild.
+    pub waiting_repair: u64,
+    /// Passes completed (kept across restarts).
+    pub passes: u64,
+    /// When the next scheduled pass starts, ms since the epoch.
+    pub next_pass_ms: u64,
+}
+
 /// `POST /v1/repair/throttle`: change a worker's limits at run time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepairThrottle {
@@ -498,6 +517,28 @@ pub mod admin {
         pub unreachable: Vec<NodeId>,
         /// Each node's own report.
         pub nodes: Vec<(NodeId, super::RepairReport)>,
+    }
+
+    /// `GET /admin/v1/scrub`: every node's scrubber together.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct ScrubStatus {
+        /// `running` (some node scrubs), `paused` (some node is paused,
+        /// none runs), `idle`.
+        pub state: String,
+        /// Shards verified in the current or last pass, all nodes.
+        pub shards_checked: u64,
+        /// Corrupt shards found since the nodes started.
+        pub corrupt_found: u64,
+        /// Of them, rebuilt (or dropped where not owned).
+        pub repaired: u64,
+        /// Corrupt shards deleted and waiting for their rebuild.
+        pub waiting_repair: u64,
+        /// Passes completed, summed over nodes.
+        pub passes: u64,
+        /// Nodes that did not answer.
+        pub unreachable: Vec<NodeId>,
+        /// Each node's own report.
+        pub nodes: Vec<(NodeId, super::ScrubReport)>,
     }
 
     /// An access key as listed (no secret).

@@ -364,3 +364,58 @@ async fn a_drained_node_can_be_stopped_when_done_and_two_more_can_die() {
         assert_eq!(&digest(&get_bytes(&s3, "drain", key).await), want, "{key}");
     }
 }
+
+#[tokio::test]
+async fn scrub_finds_and_repairs_rot_nobody_reads() {
+    let seed = seed();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut opts = Options::nodes(6);
+    opts.profile = Some((4, 2));
+    opts.chunk_size_bytes = 256 << 10;
+    let cluster = Cluster::start_with(opts).await.expect("cluster starts");
+    let objects = fill(&cluster, "rot", seed, 30).await;
+    wait_verified(&cluster, "before the rot").await;
+    let mut nodes: Vec<usize> = (0..6).collect();
+    let rotten: Vec<usize> = (0..2)
+        .map(|_| nodes.remove(rng.random_range(0..nodes.len())))
+        .collect();
+    let mut flipped = 0;
+    for &i in &rotten {
+        for f in cluster.shard_files(i) {
+            let mut bytes = std::fs::read(&f).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0x40;
+            std::fs::write(&f, &bytes).unwrap();
+            flipped += 1;
+        }
+    }
+    eprintln!("every shard on nodes {rotten:?} corrupted ({flipped} files)");
+    let out = cluster.cli(&["scrub", "start", "--wait", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!(
+        "scrub: {} checked, {} corrupt, {} repaired",
+        status["shards_checked"], status["corrupt_found"], status["repaired"]
+    );
+    assert_eq!(status["corrupt_found"].as_u64(), Some(flipped), "{status}");
+    assert_eq!(status["repaired"].as_u64(), Some(flipped), "{status}");
+    // Two other nodes lose every shard file: only the repaired ones and
+    // the remaining two nodes are left to read from.
+    let gone: Vec<usize> = (0..2)
+        .map(|_| nodes.remove(rng.random_range(0..nodes.len())))
+        .collect();
+    for &i in &gone {
+        for f in cluster.shard_files(i) {
+            std::fs::remove_file(f).unwrap();
+        }
+    }
+    eprintln!("every shard file of nodes {gone:?} deleted");
+    let s3 = cluster.s3();
+    for (key, want) in &objects {
+        assert_eq!(&digest(&get_bytes(&s3, "rot", key).await), want, "{key}");
+    }
+}

@@ -108,6 +108,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/_cairn/admin/v1/nodes/{id}/{action}", post(node_out_in))
         .route("/_cairn/admin/v1/repair", get(repair_status))
         .route("/_cairn/admin/v1/repair/throttle", post(repair_throttle))
+        .route("/_cairn/admin/v1/scrub", get(scrub_status))
+        .route("/_cairn/admin/v1/scrub/{action}", post(scrub_action))
         .route("/_cairn/admin/v1/keys", get(list_keys).post(create_key))
         .route("/_cairn/admin/v1/keys/{id}", delete(delete_key))
         .route(
@@ -495,6 +497,10 @@ pub async fn apply_staged(gw: &Gateway, req: ApplyRequest) -> AdminResult<Planne
     Ok(planned)
 }
 
+/// Attempts of a single-node map change (out, in) that meets concurrent
+/// changes.
+const MAX_MAP_CHANGE_ATTEMPTS: usize = 5;
+
 /// What moving from `cur` to `next` moves.
 async fn plan_figures(gw: &Gateway, cur: &Layout, next: Layout, applied: bool) -> PlannedLayout {
     let before = cur.effective_placement().unwrap_or_default();
@@ -597,17 +603,6 @@ async fn node_out_in(
     let id: NodeId = id.parse().map_err(|_| {
         AdminFailure::new(StatusCode::BAD_REQUEST, "InvalidArgument", "bad node id")
     })?;
-    gw.cluster.refresh().await;
-    let cur = gw.cluster.map().ok_or_else(|| {
-        AdminFailure::new(StatusCode::CONFLICT, "NoLayout", "no layout applied yet")
-    })?;
-    if cur.node(id).is_none() {
-        return Err(AdminFailure::new(
-            StatusCode::NOT_FOUND,
-            "NoSuchNode",
-            format!("node {id} is not in the layout"),
-        ));
-    }
     let out = match action.as_str() {
         "out" => true,
         "in" => false,
@@ -619,43 +614,69 @@ async fn node_out_in(
             ));
         }
     };
-    let next = cur
-        .next(|l| {
-            if out {
-                l.out.insert(
-                    id,
-                    cairn::layout::OutMark {
-                        auto: false,
-                        since_ms: cairn::clock::now_ms(),
-                    },
-                );
-                l.replace_voters()
-            } else {
-                l.out.remove(&id);
-                Ok(())
-            }
-        })
-        .map_err(|e| AdminFailure::new(StatusCode::CONFLICT, "InvalidLayout", e.to_string()))?;
-    let planned = plan_figures(&gw, &cur, next, true).await;
-    match gw
-        .meta
-        .system(Command::SetClusterMap {
-            expected: cur.version,
-            layout: planned.layout.clone(),
-        })
-        .await?
-    {
-        Outcome::Ok => {}
-        other => {
+    // The steward changes the map too (outs, ins, retirements): on a
+    // conflict the change is computed again from the newer map.
+    let mut conflict = String::new();
+    for _ in 0..MAX_MAP_CHANGE_ATTEMPTS {
+        gw.cluster.refresh().await;
+        let cur = gw.cluster.map().ok_or_else(|| {
+            AdminFailure::new(StatusCode::CONFLICT, "NoLayout", "no layout applied yet")
+        })?;
+        if cur.node(id).is_none() {
             return Err(AdminFailure::new(
-                StatusCode::CONFLICT,
-                "LayoutConflict",
-                format!("{other:?}; look at the layout again and retry"),
+                StatusCode::NOT_FOUND,
+                "NoSuchNode",
+                format!("node {id} is not in the layout"),
             ));
         }
+        let next = cur
+            .next(|l| {
+                if out {
+                    l.out.insert(
+                        id,
+                        cairn::layout::OutMark {
+                            auto: false,
+                            since_ms: cairn::clock::now_ms(),
+                        },
+                    );
+                    l.replace_voters()
+                } else {
+                    l.out.remove(&id);
+                    Ok(())
+                }
+            })
+            .map_err(|e| AdminFailure::new(StatusCode::CONFLICT, "InvalidLayout", e.to_string()))?;
+        let planned = plan_figures(&gw, &cur, next, true).await;
+        match gw
+            .meta
+            .system(Command::SetClusterMap {
+                expected: cur.version,
+                layout: planned.layout.clone(),
+            })
+            .await?
+        {
+            Outcome::Ok => {
+                gw.cluster.adopt(planned.layout.clone())?;
+                return Ok(Json(planned));
+            }
+            Outcome::ClusterMapConflict { current } => {
+                conflict = format!("the layout moved to version {current} meanwhile");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            other => {
+                return Err(AdminFailure::new(
+                    StatusCode::CONFLICT,
+                    "InvalidLayout",
+                    format!("{other:?}"),
+                ));
+            }
+        }
     }
-    gw.cluster.adopt(planned.layout.clone())?;
-    Ok(Json(planned))
+    Err(AdminFailure::new(
+        StatusCode::CONFLICT,
+        "LayoutConflict",
+        format!("{conflict}; try again"),
+    ))
 }
 
 /// `GET /admin/v1/repair`.
@@ -744,6 +765,78 @@ pub async fn aggregate_repair(gw: &Gateway, map: &Layout) -> RepairStatus {
     status.eta_s = (status.rate_bytes_per_s > 0.0 && status.bytes_remaining > 0)
         .then(|| status.bytes_remaining as f64 / status.rate_bytes_per_s);
     status
+}
+
+/// `GET /admin/v1/scrub`.
+async fn scrub_status(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<ScrubStatus>> {
+    scrub_on_all(&gw, None).await
+}
+
+/// `POST /admin/v1/scrub/start` or `/pause`: on every node of the map.
+async fn scrub_action(
+    State(gw): State<Arc<Gateway>>,
+    Path(action): Path<String>,
+) -> AdminResult<Json<ScrubStatus>> {
+    if action != "start" && action != "pause" {
+        return Err(AdminFailure::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchAction",
+            "start or pause",
+        ));
+    }
+    scrub_on_all(&gw, Some(&action)).await
+}
+
+async fn scrub_on_all(gw: &Gateway, action: Option<&str>) -> AdminResult<Json<ScrubStatus>> {
+    gw.cluster.refresh().await;
+    let map = gw.cluster.map().ok_or_else(|| {
+        AdminFailure::new(StatusCode::CONFLICT, "NoLayout", "no layout applied yet")
+    })?;
+    let client = &gw.cluster.client;
+    let answers = futures::future::join_all(map.nodes.iter().map(|n| async move {
+        let r = match action {
+            Some(a) => client.rpc_scrub(&n.addr, a).await,
+            None => client.rpc_scrub_report(&n.addr).await,
+        };
+        (n.id, r)
+    }))
+    .await;
+    let mut status = ScrubStatus {
+        state: "idle".into(),
+        shards_checked: 0,
+        corrupt_found: 0,
+        repaired: 0,
+        waiting_repair: 0,
+        passes: 0,
+        unreachable: Vec::new(),
+        nodes: Vec::new(),
+    };
+    let (mut running, mut paused) = (false, false);
+    for (id, r) in answers {
+        match r {
+            Ok(r) => {
+                running |= r.state == "running";
+                paused |= r.state == "paused";
+                status.shards_checked += r.shards_checked;
+                status.corrupt_found += r.corrupt_found;
+                status.repaired += r.repaired;
+                status.waiting_repair += r.waiting_repair;
+                status.passes += r.passes;
+                status.nodes.push((id, r));
+            }
+            Err(_) if !map.out.contains_key(&id) => status.unreachable.push(id),
+            Err(_) => {}
+        }
+    }
+    status.state = if running {
+        "running"
+    } else if paused {
+        "paused"
+    } else {
+        "idle"
+    }
+    .into();
+    Ok(Json(status))
 }
 
 /// `POST /admin/v1/repair/throttle`: every node's worker limits.

@@ -353,6 +353,31 @@ impl NodeClient {
         .await
     }
 
+    /// A node's scrubber report.
+    pub async fn rpc_scrub_report(&self, addr: &str) -> Result<cairn::rpc::ScrubReport> {
+        self.control(
+            addr,
+            reqwest::Method::GET,
+            "/v1/scrub",
+            None,
+            "scrub report",
+            Kind::Probe,
+        )
+        .await
+    }
+
+    /// Start or pause a node's scrubber (`action`: `start`, `pause`).
+    pub async fn rpc_scrub(&self, addr: &str, action: &str) -> Result<cairn::rpc::ScrubReport> {
+        self.post_control(
+            addr,
+            &format!("/v1/scrub/{action}"),
+            Vec::new(),
+            "scrub report",
+            CONTROL_TIMEOUT,
+        )
+        .await
+    }
+
     /// Change a node's repair worker limits.
     pub async fn rpc_repair_throttle(
         &self,

@@ -19,6 +19,7 @@ pub mod error;
 pub mod liveness;
 pub mod logging;
 pub mod repair;
+pub mod scrub;
 pub mod server;
 pub mod shard_store;
 pub mod steward;

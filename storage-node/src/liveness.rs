@@ -21,6 +21,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const SUSPECT_PHI: f64 = 1.0;
 /// Phi above which a peer is down.
 pub const DOWN_PHI: f64 = 8.0;
+/// Peers never heard whose first mention is remembered.
+pub const MAX_EXPECTED: usize = 4096;
 /// Inter-arrival samples kept per peer.
 pub const WINDOW: usize = 100;
 /// Smallest standard deviation assumed (beats on an idle loopback are too
@@ -46,6 +48,9 @@ pub struct Detector {
     started: Instant,
     started_wall_ms: u64,
     peers: Mutex<HashMap<NodeId, Peer>>,
+    // Peers never heard: when this detector was first asked about them (a
+    // node just added to the layout is not down for the time before it).
+    expected: Mutex<HashMap<NodeId, (Instant, u64)>>,
 }
 
 impl Default for Detector {
@@ -82,7 +87,18 @@ impl Detector {
             started: Instant::now(),
             started_wall_ms: now_ms(),
             peers: Mutex::new(HashMap::new()),
+            expected: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// When the silence of a peer never heard began: the first time it was
+    /// asked about (at most [`MAX_EXPECTED`] remembered).
+    fn expected_since(&self, node: NodeId) -> (Instant, u64) {
+        let mut e = self.expected.lock().expect("expected lock");
+        if e.len() >= MAX_EXPECTED && !e.contains_key(&node) {
+            return (self.started, self.started_wall_ms);
+        }
+        *e.entry(node).or_insert((Instant::now(), now_ms()))
     }
 
     /// A beat arrived.
@@ -121,11 +137,16 @@ impl Detector {
     /// Time since the last beat of `node` (or since this detector started,
     /// when it never heard it).
     pub fn silence(&self, node: NodeId) -> Duration {
-        let peers = self.peers.lock().expect("peers lock");
-        peers
+        let last = self
+            .peers
+            .lock()
+            .expect("peers lock")
             .get(&node)
-            .map(|p| p.last.elapsed())
-            .unwrap_or_else(|| self.started.elapsed())
+            .map(|p| p.last);
+        match last {
+            Some(t) => t.elapsed(),
+            None => self.expected_since(node).0.elapsed(),
+        }
     }
 
     /// How long `node` has beaten without a gap (zero when never heard).
@@ -137,7 +158,7 @@ impl Detector {
             .unwrap_or_default()
     }
 
-    fn phi_of(&self, p: Option<&Peer>) -> f64 {
+    fn phi_of(&self, p: Option<&Peer>, never_heard_since: Instant) -> f64 {
         let interval = crate::table::groups::NODE_BEAT_INTERVAL.as_secs_f64() * 1000.0;
         let (elapsed, mean, std) = match p {
             Some(p) => {
@@ -150,7 +171,11 @@ impl Detector {
                 let var = p.intervals.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
                 (p.last.elapsed().as_secs_f64() * 1000.0, mean, var.sqrt())
             }
-            None => (self.started.elapsed().as_secs_f64() * 1000.0, interval, 0.0),
+            None => (
+                never_heard_since.elapsed().as_secs_f64() * 1000.0,
+                interval,
+                0.0,
+            ),
         };
         let min_std = MIN_STD_DEV.as_secs_f64() * 1000.0;
         phi(
@@ -162,12 +187,18 @@ impl Detector {
 
     /// How `node` looks from here.
     pub fn view(&self, node: NodeId) -> PeerView {
+        let heard = self.peers.lock().expect("peers lock").contains_key(&node);
+        let (since, since_wall_ms) = if heard {
+            (self.started, self.started_wall_ms)
+        } else {
+            self.expected_since(node)
+        };
         let peers = self.peers.lock().expect("peers lock");
         let p = peers.get(&node);
-        let phi = self.phi_of(p);
+        let phi = self.phi_of(p, since);
         let liveness = if phi >= DOWN_PHI {
             Liveness::Down {
-                since_ms: p.map(|p| p.last_wall_ms).unwrap_or(self.started_wall_ms),
+                since_ms: p.map(|p| p.last_wall_ms).unwrap_or(since_wall_ms),
             }
         } else if phi >= SUSPECT_PHI {
             Liveness::Suspect

@@ -130,6 +130,10 @@ pub struct Repair {
     wake: tokio::sync::Notify,
     client_load: Arc<tokio::sync::Semaphore>,
     client_load_max: usize,
+    // Shards scrub found corrupt here and deleted, waiting for their rebuild.
+    scrub_pending: Arc<Mutex<BTreeSet<(ChunkId, u8)>>>,
+    scrub_repaired: AtomicU64,
+    placement: Mutex<Option<Arc<Placement>>>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -181,7 +185,32 @@ impl Repair {
             wake: tokio::sync::Notify::new(),
             client_load,
             client_load_max,
+            scrub_pending: Arc::new(Mutex::new(BTreeSet::new())),
+            scrub_repaired: AtomicU64::new(0),
+            placement: Mutex::new(None),
         })
+    }
+
+    /// The set scrub records the corrupt shards it deleted in.
+    pub fn scrub_pending(&self) -> Arc<Mutex<BTreeSet<(ChunkId, u8)>>> {
+        self.scrub_pending.clone()
+    }
+
+    /// Shards scrub found corrupt that have been rebuilt here since start.
+    pub fn scrub_repaired(&self) -> u64 {
+        self.scrub_repaired.load(Ordering::Relaxed)
+    }
+
+    /// Whether this node holds shard `index` of `chunk` in the placement in
+    /// force (as of the last pass, or the current map).
+    pub fn owns(&self, chunk: &ChunkId, index: u8) -> bool {
+        let cached = self.placement.lock().expect("placement lock").clone();
+        let placement = cached.or_else(|| {
+            let map = self.tables.upgrade()?.map()?;
+            Placement::new(map.as_ref().clone()).ok().map(Arc::new)
+        });
+        placement
+            .is_some_and(|p| p.table.chunk_nodes(chunk).get(usize::from(index)) == Some(&self.me))
     }
 
     /// Start a pass now (the map changed, or an operator asked).
@@ -330,6 +359,7 @@ impl Repair {
         }
         let map = self.tables.upgrade()?.map()?;
         let placement = Arc::new(Placement::new(map.as_ref().clone()).ok()?);
+        *self.placement.lock().expect("placement lock") = Some(placement.clone());
         let version = placement.table.placement_version;
         {
             let mut p = self.progress.lock().expect("progress lock");
@@ -362,6 +392,17 @@ impl Repair {
                 p.synced = version;
             }
             p.state = "idle";
+            let degraded: u64 = p.by_missing.values().sum();
+            metrics::gauge!("cairn_repair_degraded_chunks").set(degraded as f64);
+            metrics::gauge!("cairn_repair_misplaced_shards").set(p.misplaced as f64);
+            metrics::gauge!("cairn_repair_unrecoverable_chunks").set(p.unrecoverable as f64);
+            metrics::gauge!("cairn_repair_retrying_tasks").set(failed as f64);
+            metrics::gauge!("cairn_repair_synced_placement_version").set(p.synced as f64);
+            metrics::gauge!("cairn_repair_queued_bytes").set(p.queued_bytes as f64);
+            for (missing, chunks) in &p.by_missing {
+                metrics::gauge!("cairn_repair_degraded_chunks_by_missing", "missing" => missing.to_string())
+                    .set(*chunks as f64);
+            }
         }
         Some(if !clean {
             PassEnd::Incomplete
@@ -674,6 +715,7 @@ impl Repair {
                 && self.store(task, &data).await
             {
                 self.moved.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("cairn_repair_shards_moved_total").increment(1);
                 self.note_done(data.len() as u64);
                 return true;
             }
@@ -684,6 +726,7 @@ impl Repair {
                 let len = shard.len() as u64;
                 if self.store(task, &shard).await {
                     self.rebuilt.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("cairn_repair_shards_rebuilt_total").increment(1);
                     metrics::counter!("cairn_repaired_shards_total").increment(1);
                     self.note_done(len);
                     true
@@ -756,10 +799,20 @@ impl Repair {
     async fn store(&self, task: &Task, data: &[u8]) -> bool {
         let shards = self.shards.clone();
         let (id, i, g, data) = (task.chunk, task.index, task.geometry, data.to_vec());
-        matches!(
+        let stored = matches!(
             tokio::task::spawn_blocking(move || shards.put(&id, i, &g, &data)).await,
             Ok(Ok(()))
-        )
+        );
+        if stored
+            && self
+                .scrub_pending
+                .lock()
+                .expect("pending lock")
+                .remove(&(id, i))
+        {
+            self.scrub_repaired.fetch_add(1, Ordering::Relaxed);
+        }
+        stored
     }
 
     /// Phase 3: drop shards this node holds at an index owned by another
@@ -785,7 +838,7 @@ impl Repair {
                 return out;
             };
             let Some(last) = page.last() else { return out };
-            from = next_key33(&shard_key33(&last.chunk, last.index));
+            from = crate::shard_store::next_index_key(&shard_key33(&last.chunk, last.index));
             let full = page.len() == SCAN_PAGE as usize;
             for e in page {
                 let owner = table
@@ -817,6 +870,7 @@ impl Repair {
                 }
                 if dropped {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("cairn_repair_shards_dropped_total").increment(1);
                 } else {
                     out.misplaced_left += 1;
                 }
@@ -876,20 +930,6 @@ fn key33(b: &[u8]) -> [u8; 33] {
     k
 }
 
-/// The smallest 33-byte key after `k`.
-fn next_key33(k: &[u8; 33]) -> [u8; 33] {
-    let mut out = *k;
-    for b in out.iter_mut().rev() {
-        if *b == 0xff {
-            *b = 0;
-        } else {
-            *b += 1;
-            return out;
-        }
-    }
-    [0xff; 33]
-}
-
 /// Forget a queue left by an older format (the repair hints of before).
 pub fn clear_queue(db: &DB) {
     let cf = db.cf_handle(CF_REPAIR).expect("repair column family");
@@ -912,10 +952,10 @@ mod tests {
     fn keys_step_to_the_next_one() {
         let mut k = [0u8; 33];
         k[32] = 0xff;
-        let n = next_key33(&k);
+        let n = crate::shard_store::next_index_key(&k);
         assert_eq!(n[31], 1);
         assert_eq!(n[32], 0);
-        assert_eq!(next_key33(&[0xff; 33]), [0xff; 33]);
+        assert_eq!(crate::shard_store::next_index_key(&[0xff; 33]), [0xff; 33]);
     }
 
     #[test]

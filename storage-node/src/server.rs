@@ -72,6 +72,8 @@ pub struct Node {
     shard_transfers: Arc<tokio::sync::Semaphore>,
     /// The repair and rebalance worker.
     pub repair: Arc<crate::repair::Repair>,
+    /// The scrubber.
+    pub scrub: Arc<crate::scrub::Scrub>,
     data_dir: std::path::PathBuf,
     /// How long a node must be down before it is marked out.
     pub down_out_after: std::time::Duration,
@@ -126,6 +128,8 @@ impl Node {
             MAX_CONCURRENT_SHARD_TRANSFERS,
         );
         repair.spawn();
+        let scrub = crate::scrub::Scrub::new(db.clone(), shards.clone(), repair.clone());
+        scrub.spawn();
         let node = Arc::new(Self {
             id,
             db,
@@ -137,6 +141,7 @@ impl Node {
             metrics,
             shard_transfers,
             repair,
+            scrub,
             data_dir: config.data_dir.clone(),
             down_out_after: config.down_out_after,
         });
@@ -437,6 +442,22 @@ async fn peers(State(node): State<Arc<Node>>) -> Response {
     encoded(&views)
 }
 
+async fn scrub_report(State(node): State<Arc<Node>>) -> Response {
+    encoded(&node.scrub.report())
+}
+
+async fn scrub_action(
+    State(node): State<Arc<Node>>,
+    Path(action): Path<String>,
+) -> Result<Response> {
+    match action.as_str() {
+        "start" => node.scrub.start(),
+        "pause" => node.scrub.pause(),
+        _ => return Err(Error::BadRequest("scrub start or pause".into())),
+    }
+    Ok(encoded(&node.scrub.report()))
+}
+
 async fn repair_report(State(node): State<Arc<Node>>) -> Response {
     encoded(&node.repair.report())
 }
@@ -649,6 +670,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/peer/hello", post(hello))
         .route("/v1/candidates", get(candidates))
         .route("/v1/repair", get(repair_report))
+        .route("/v1/scrub", get(scrub_report))
+        .route("/v1/scrub/{action}", post(scrub_action))
         .route("/v1/repair/throttle", post(repair_throttle))
         .route("/v1/peer/beat", post(node_beat))
         .route("/v1/cluster/watch", get(watch_map))

@@ -97,6 +97,20 @@ pub fn index_key(chunk: &ChunkId, index: u8) -> [u8; 33] {
     k
 }
 
+/// The smallest index key after `k`.
+pub fn next_index_key(k: &[u8; 33]) -> [u8; 33] {
+    let mut out = *k;
+    for b in out.iter_mut().rev() {
+        if *b == 0xff {
+            *b = 0;
+        } else {
+            *b += 1;
+            return out;
+        }
+    }
+    [0xff; 33]
+}
+
 /// Shards as files under `dir/shards`, indexed in RocksDB.
 pub struct FileShardStore {
     root: PathBuf,

@@ -53,6 +53,24 @@ enum Command {
     /// Repair and rebalance progress and limits.
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Verify every shard on disk; corrupt ones are rebuilt.
+    #[command(subcommand)]
+    Scrub(ScrubCommand),
+}
+
+#[derive(Subcommand)]
+enum ScrubCommand {
+    /// Start a pass on every node now (or resume a paused one).
+    Start {
+        /// Return when every node has finished the pass and every corrupt
+        /// shard it found has been rebuilt.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Pause the passes.
+    Pause,
+    /// State, shards checked, corrupt found, repaired.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -601,6 +619,63 @@ async fn main() -> anyhow::Result<()> {
                 print_json(&v)?;
             }
         },
+        Command::Scrub(cmd) => {
+            let print = |s: &ScrubStatus| {
+                println!(
+                    "{}: {} shards checked, {} corrupt found, {} repaired, {} waiting for repair, {} passes done",
+                    s.state,
+                    s.shards_checked,
+                    s.corrupt_found,
+                    s.repaired,
+                    s.waiting_repair,
+                    s.passes
+                );
+                if !s.unreachable.is_empty() {
+                    println!("unreachable: {:?}", s.unreachable);
+                }
+            };
+            let s: ScrubStatus = match cmd {
+                ScrubCommand::Status => {
+                    admin
+                        .call(Method::GET, "/_cairn/admin/v1/scrub", none)
+                        .await?
+                }
+                ScrubCommand::Pause => {
+                    admin
+                        .call(Method::POST, "/_cairn/admin/v1/scrub/pause", none)
+                        .await?
+                }
+                ScrubCommand::Start { wait } => {
+                    let before: ScrubStatus = admin
+                        .call(Method::GET, "/_cairn/admin/v1/scrub", none)
+                        .await?;
+                    let passes_before: std::collections::BTreeMap<NodeId, u64> =
+                        before.nodes.iter().map(|(id, r)| (*id, r.passes)).collect();
+                    let mut s: ScrubStatus = admin
+                        .call(Method::POST, "/_cairn/admin/v1/scrub/start", none)
+                        .await?;
+                    let finished = |s: &ScrubStatus| {
+                        s.unreachable.is_empty()
+                            && s.waiting_repair == 0
+                            && s.repaired >= s.corrupt_found
+                            && s.nodes.iter().all(|(id, r)| {
+                                r.passes > passes_before.get(id).copied().unwrap_or(0)
+                            })
+                    };
+                    while wait && !finished(&s) {
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                        s = admin
+                            .call(Method::GET, "/_cairn/admin/v1/scrub", none)
+                            .await?;
+                    }
+                    s
+                }
+            };
+            if cli.json {
+                return print_json(&s);
+            }
+            print(&s);
+        }
         Command::Key(cmd) => match cmd {
             KeyCommand::Create { name } => {
                 let k: CreatedKey = admin
