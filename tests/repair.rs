@@ -35,13 +35,24 @@ async fn wait_verified(cluster: &Cluster, what: &str) -> Value {
     }
 }
 
+/// A size from the environment (bytes), or the default.
+fn env_bytes(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `HEAL_OBJECT_MAX_BYTES` and `HEAL_CHUNK_BYTES` scale the data for a
+/// measurement (docs/PERFORMANCE.md); the defaults keep the test quick.
 #[tokio::test]
 async fn a_lost_node_is_marked_out_and_rebuilt_then_two_more_can_die() {
     let seed = seed();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let max_object = env_bytes("HEAL_OBJECT_MAX_BYTES", 1 << 20);
     let mut opts = Options::nodes(7);
     opts.profile = Some((4, 2));
-    opts.chunk_size_bytes = 256 << 10;
+    opts.chunk_size_bytes = env_bytes("HEAL_CHUNK_BYTES", 256 << 10);
     opts.down_out_after_s = Some(20);
     let mut cluster = Cluster::start_with(opts).await.expect("cluster starts");
     let s3 = cluster.s3();
@@ -49,7 +60,7 @@ async fn a_lost_node_is_marked_out_and_rebuilt_then_two_more_can_die() {
     let mut objects = Vec::new();
     let mut total = 0usize;
     for i in 0..40 {
-        let len = rng.random_range(1..(1usize << 20));
+        let len = rng.random_range(1..max_object);
         let body = pattern(seed ^ i, len);
         total += len;
         objects.push((format!("obj-{i}"), digest(&body)));

@@ -300,8 +300,28 @@ async fn main() -> anyhow::Result<()> {
                 ),
                 None => println!("no layout applied yet"),
             }
-            let up = s.nodes.iter().filter(|n| n.up).count();
-            println!("nodes: {up} up, {} down", s.nodes.len() - up);
+            // States as the nodes' failure detectors see them (nodes of the
+            // layout); nodes only in the gateway's seed list are up or
+            // DOWN as the gateway reaches them.
+            let states: Vec<NodeEntry> = if s.layout.is_some() {
+                admin
+                    .call(Method::GET, "/_cairn/admin/v1/nodes", none)
+                    .await
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+            for n in &states {
+                *counts.entry(n.state.as_str()).or_insert(0) += 1;
+            }
+            if states.is_empty() {
+                let up = s.nodes.iter().filter(|n| n.up).count();
+                println!("nodes: {up} up, {} down", s.nodes.len() - up);
+            } else {
+                let parts: Vec<String> = counts.iter().map(|(st, c)| format!("{c} {st}")).collect();
+                println!("nodes in the layout: {}", parts.join(", "));
+            }
             println!(
                 "objects: {}, {} logical; {} in shards (after dedup, with parity)",
                 s.objects,
@@ -327,10 +347,15 @@ async fn main() -> anyhow::Result<()> {
                     n.capacity
                         .map(|c| c.to_string())
                         .unwrap_or_else(|| "-".into()),
-                    match (n.up, n.in_layout) {
-                        (true, true) => "up".into(),
-                        (true, false) => "up (not in layout)".into(),
-                        (false, _) => "DOWN".into(),
+                    match (
+                        n.id.and_then(|id| states.iter().find(|e| e.id == id)),
+                        n.up,
+                        n.in_layout,
+                    ) {
+                        (Some(e), _, _) => e.state.clone(),
+                        (None, true, true) => "up".into(),
+                        (None, true, false) => "up (not in layout)".into(),
+                        (None, false, _) => "DOWN".into(),
                     },
                     n.stats
                         .as_ref()
