@@ -108,16 +108,30 @@ async fn a_lost_node_is_marked_out_and_rebuilt_then_two_more_can_die() {
     );
 
     // Two more nodes die: everything still reads back.
-    let mut others: Vec<usize> = (0..7).filter(|i| *i != lost).collect();
+    let others: Vec<usize> = (0..7).filter(|i| *i != lost).collect();
+    kill_two_and_read_all(&mut cluster, &mut rng, others, "heal", &objects).await;
+}
+
+/// Kill two of `candidates` (seeded), then read every object back intact.
+async fn kill_two_and_read_all(
+    cluster: &mut Cluster,
+    rng: &mut rand::rngs::StdRng,
+    mut candidates: Vec<usize>,
+    bucket: &str,
+    objects: &[(String, String)],
+) {
     for _ in 0..2 {
-        let i = others.remove(rng.random_range(0..others.len()));
+        let i = candidates.remove(rng.random_range(0..candidates.len()));
         eprintln!("killing node {i}");
         cluster.kill_node(i);
     }
     let s3 = cluster.s3();
-    for (key, want) in &objects {
-        let got = get_bytes(&s3, "heal", key).await;
-        assert_eq!(&digest(&got), want, "{key} reads back intact");
+    for (key, want) in objects {
+        assert_eq!(
+            &digest(&get_bytes(&s3, bucket, key).await),
+            want,
+            "{key} reads back intact"
+        );
     }
 }
 
@@ -306,16 +320,7 @@ async fn two_nodes_join_while_clients_read_and_only_their_share_moves() {
     );
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut all: Vec<usize> = (0..8).collect();
-    for _ in 0..2 {
-        let i = all.remove(rng.random_range(0..all.len()));
-        eprintln!("killing node {i}");
-        cluster.kill_node(i);
-    }
-    let s3 = cluster.s3();
-    for (key, want) in &objects {
-        assert_eq!(&digest(&get_bytes(&s3, "grow", key).await), want, "{key}");
-    }
+    kill_two_and_read_all(&mut cluster, &mut rng, (0..8).collect(), "grow", &objects).await;
 }
 
 #[tokio::test]
@@ -364,16 +369,8 @@ async fn a_drained_node_can_be_stopped_when_done_and_two_more_can_die() {
     );
     eprintln!("node {leaving} drained; {good} reads meanwhile, none failed or wrong");
     cluster.kill_node(leaving);
-    let mut others: Vec<usize> = (0..7).filter(|i| *i != leaving).collect();
-    for _ in 0..2 {
-        let i = others.remove(rng.random_range(0..others.len()));
-        eprintln!("killing node {i}");
-        cluster.kill_node(i);
-    }
-    let s3 = cluster.s3();
-    for (key, want) in &objects {
-        assert_eq!(&digest(&get_bytes(&s3, "drain", key).await), want, "{key}");
-    }
+    let others: Vec<usize> = (0..7).filter(|i| *i != leaving).collect();
+    kill_two_and_read_all(&mut cluster, &mut rng, others, "drain", &objects).await;
 }
 
 #[tokio::test]

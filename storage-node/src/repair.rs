@@ -595,23 +595,11 @@ impl Repair {
         if node == self.me {
             let (from, to) = (key33(from), *to);
             let shards = self.shards.clone();
-            let list = tokio::task::spawn_blocking(move || {
-                shards.list(&from, &to, SCAN_PAGE as usize + 1)
+            return tokio::task::spawn_blocking(move || {
+                crate::shard_store::list_page(shards.as_ref(), &from, &to, SCAN_PAGE as usize)
             })
             .await
-            .map_err(|e| crate::Error::Io(std::io::Error::other(e)))??;
-            let more = list.len() > SCAN_PAGE as usize;
-            return Ok((
-                list.into_iter()
-                    .take(SCAN_PAGE as usize)
-                    .map(|e| ListedShard {
-                        chunk: e.chunk,
-                        index: e.index,
-                        geometry: e.geometry,
-                    })
-                    .collect(),
-                more,
-            ));
+            .map_err(|e| crate::Error::Io(std::io::Error::other(e)))?;
         }
         let reply = self
             .client

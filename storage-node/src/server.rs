@@ -21,9 +21,8 @@ use cairn::id::{ChunkId, NodeId, shard_checksum};
 use cairn::layout::Layout;
 use cairn::record;
 use cairn::rpc::{
-    CommandRequest, ListShardsReply, ListShardsRequest, ListedShard, NodeIdentity, NodeStats,
-    PeerView, ReadRequest, RepairThrottle, SHARD_CHECKSUM_HEADER, SHARD_GEOMETRY_HEADER,
-    StagedLayout,
+    CommandRequest, ListShardsReply, ListShardsRequest, NodeIdentity, NodeStats, PeerView,
+    ReadRequest, RepairThrottle, SHARD_CHECKSUM_HEADER, SHARD_GEOMETRY_HEADER, StagedLayout,
 };
 use rocksdb::DB;
 use std::future::Future;
@@ -399,20 +398,10 @@ async fn list_shards(State(node): State<Arc<Node>>, body: Bytes) -> Result<Respo
     };
     let (from, to) = (key(&req.from)?, key(&req.to)?);
     let limit = (req.limit as usize).clamp(1, MAX_LIST_SHARDS);
-    let list = blocking(move || node.shards.list(&from, &to, limit + 1)).await?;
-    let more = list.len() > limit;
-    Ok(encoded(&ListShardsReply {
-        shards: list
-            .into_iter()
-            .take(limit)
-            .map(|e| ListedShard {
-                chunk: e.chunk,
-                index: e.index,
-                geometry: e.geometry,
-            })
-            .collect(),
-        more,
-    }))
+    let (shards, more) =
+        blocking(move || crate::shard_store::list_page(node.shards.as_ref(), &from, &to, limit))
+            .await?;
+    Ok(encoded(&ListShardsReply { shards, more }))
 }
 
 async fn peers(State(node): State<Arc<Node>>) -> Response {

@@ -45,6 +45,33 @@ pub struct ShardEntry {
     pub geometry: Option<ShardGeometry>,
 }
 
+impl ShardEntry {
+    /// The entry as a shard listing carries it.
+    pub fn listed(&self) -> cairn::rpc::ListedShard {
+        cairn::rpc::ListedShard {
+            chunk: self.chunk,
+            index: self.index,
+            geometry: self.geometry,
+        }
+    }
+}
+
+/// One page of a listing: up to `limit` entries from `from` (excluded end
+/// `to`), and whether more follow.
+pub fn list_page(
+    store: &dyn ShardStore,
+    from: &[u8; 33],
+    to: &[u8; 33],
+    limit: usize,
+) -> Result<(Vec<cairn::rpc::ListedShard>, bool)> {
+    let list = store.list(from, to, limit + 1)?;
+    let more = list.len() > limit;
+    Ok((
+        list.iter().take(limit).map(ShardEntry::listed).collect(),
+        more,
+    ))
+}
+
 /// The seam between the node and its disks.
 pub trait ShardStore: Send + Sync + 'static {
     /// Store shard `index` of `chunk`, durably, before returning.
