@@ -164,6 +164,22 @@ fn spawn_reader(
     })
 }
 
+/// Stop a reader; assert it saw no failed or wrong read; its good reads.
+async fn stop_reader(
+    stop: &std::sync::atomic::AtomicBool,
+    reader: tokio::task::JoinHandle<(u64, Vec<String>)>,
+) -> u64 {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (good, bad) = reader.await.unwrap();
+    assert!(
+        bad.is_empty(),
+        "{} failed or wrong reads: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(5)]
+    );
+    good
+}
+
 async fn fill(cluster: &Cluster, bucket: &str, seed: u64, n: u64) -> Vec<(String, String)> {
     let s3 = cluster.s3();
     s3.create_bucket().bucket(bucket).send().await.unwrap();
@@ -266,14 +282,7 @@ async fn two_nodes_join_while_clients_read_and_only_their_share_moves() {
         planned["partitions_changed"], planned["partitions"], planned["shards_moved_slots"]
     );
     let after = wait_migrated(&cluster, "after growing").await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (good, bad) = reader.await.unwrap();
-    assert!(
-        bad.is_empty(),
-        "{} failed or wrong reads: {:?}",
-        bad.len(),
-        &bad[..bad.len().min(5)]
-    );
+    let good = stop_reader(&stop, reader).await;
     assert!(good > 0);
     eprintln!("{good} reads during the migration, none failed or wrong");
 
@@ -359,14 +368,7 @@ async fn a_drained_node_can_be_stopped_when_done_and_two_more_can_die() {
         assert!(Instant::now() < deadline, "node {id} never left: {nodes}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (good, bad) = reader.await.unwrap();
-    assert!(
-        bad.is_empty(),
-        "{} failed or wrong reads: {:?}",
-        bad.len(),
-        &bad[..bad.len().min(5)]
-    );
+    let good = stop_reader(&stop, reader).await;
     eprintln!("node {leaving} drained; {good} reads meanwhile, none failed or wrong");
     cluster.kill_node(leaving);
     let others: Vec<usize> = (0..7).filter(|i| *i != leaving).collect();

@@ -494,7 +494,6 @@ impl Repair {
                     .collect();
                 for (chunk, seen) in chunks {
                     self.consider(
-                        placement,
                         row,
                         my_index,
                         k,
@@ -528,7 +527,6 @@ impl Repair {
     #[allow(clippy::too_many_arguments)]
     fn consider(
         &self,
-        placement: &Placement,
         row: &[NodeId],
         my_index: usize,
         k: usize,
@@ -582,7 +580,6 @@ impl Repair {
             &db::write_options(false),
         );
         self.progress.lock().expect("progress lock").queued_bytes += geometry.shard_len() as u64;
-        let _ = placement;
     }
 
     async fn list(
