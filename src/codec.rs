@@ -65,6 +65,11 @@ impl ErasureProfile {
         }
     }
 
+    /// Bytes a chunk of `chunk_len` bytes takes in shards, data and parity.
+    pub fn stored_len(&self, chunk_len: usize) -> u64 {
+        (self.shard_len(chunk_len) * self.total_shards()) as u64
+    }
+
     /// The length of each shard of a chunk of `chunk_len` bytes.
     pub fn shard_len(&self, chunk_len: usize) -> usize {
         chunk_len.div_ceil(usize::from(self.data_shards)).max(1)

@@ -13,10 +13,12 @@
 //! writes through [`Txn`], which the storage node implements over RocksDB
 //! and tests over a `BTreeMap`.
 
+use crate::id::ChunkId;
 use crate::layout::Layout;
 use crate::record::{
-    self, AccessKeyRecord, BucketId, BucketRecord, MetaKey, ObjectData, ObjectEntry, PartRecord,
-    RequestId, SegmentChunks, Table, UploadRecord, keys,
+    self, AccessKeyRecord, BucketId, BucketRecord, BucketStats, ChunkState, DropRecord, GroupStats,
+    IntentRecord, MetaKey, ObjectData, ObjectEntry, PartRecord, RefRecord, Referrer, RequestId,
+    SegmentChunks, Table, UploadRecord, VersionId, keys,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -33,6 +35,12 @@ pub const REQUEST_PRUNE_EVERY: u64 = 1024;
 pub const MAX_DELETE_BATCH: usize = 1000;
 /// Largest number of parts listed in one upload (S3's limit).
 pub const MAX_PARTS: usize = 10_000;
+/// Most chunks one reference command names.
+pub const MAX_REF_BATCH: usize = 1024;
+/// Most writes in progress a bucket's seal cancels in one apply (each is a
+/// PUT a client is still sending; the rest fail at their commit anyway,
+/// as their bucket is sealed).
+pub const MAX_SEAL_INTENTS: usize = 10_000;
 
 /// A command with the id that makes retries safe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +194,97 @@ pub enum Command {
         /// Bucket.
         bucket: BucketId,
     },
+    /// Bucket's group: a write will add chunk references under `writer`
+    /// before it commits (it must commit while this intent exists).
+    BeginWrite {
+        /// Bucket.
+        bucket: BucketId,
+        /// The writer id (the version or part upload it will commit).
+        writer: VersionId,
+        /// Object key.
+        key: String,
+        /// The writer's clock.
+        now_ms: u64,
+    },
+    /// Bucket's group: a long write is still going.
+    RenewWrite {
+        /// Bucket.
+        bucket: BucketId,
+        /// The writer.
+        writer: VersionId,
+        /// The writer's clock.
+        now_ms: u64,
+    },
+    /// Bucket's group: end a write's intent, so that it can never commit
+    /// (its references are then dead).
+    CancelWrite {
+        /// Bucket.
+        bucket: BucketId,
+        /// The writer.
+        writer: VersionId,
+        /// Only if it was last renewed at or before this (the audit's
+        /// guard against a renewal it did not see).
+        renewed_at_most: Option<u64>,
+    },
+    /// Chunks' group: `referrer` references these chunks (each with the
+    /// bytes it takes in shards).
+    AddRefs {
+        /// Who.
+        referrer: Referrer,
+        /// At most [`MAX_REF_BATCH`], all of this group.
+        chunks: Vec<(ChunkId, u64)>,
+        /// The proposer's clock.
+        now_ms: u64,
+        /// Copies: only chunks that still exist (referenced, or
+        /// unreferenced but not being deleted) may be referenced.
+        require_present: bool,
+    },
+    /// Chunks' group: `writer` no longer references these chunks.
+    RemoveRefs {
+        /// The writer.
+        writer: VersionId,
+        /// At most [`MAX_REF_BATCH`], all of this group.
+        chunks: Vec<ChunkId>,
+        /// The proposer's clock.
+        now_ms: u64,
+    },
+    /// Chunks' group: the audit saw these references' writers committed.
+    ConfirmRefs {
+        /// `(chunk, writer)`, at most [`MAX_REF_BATCH`].
+        refs: Vec<(ChunkId, VersionId)>,
+    },
+    /// Chunks' group: start deleting chunks that have had no reference for
+    /// `grace_ms` (and, with `orphans`, chunks that never had one).
+    Condemn {
+        /// At most [`MAX_REF_BATCH`], all of this group.
+        chunks: Vec<ChunkId>,
+        /// The proposer's clock.
+        now_ms: u64,
+        /// The grace period.
+        grace_ms: u64,
+        /// Whether chunks with no record at all are condemned too (the
+        /// proposer found their shards older than the grace).
+        orphans: bool,
+    },
+    /// Chunks' group: condemned chunks are gone from every holder.
+    Forget {
+        /// At most [`MAX_REF_BATCH`], all of this group.
+        chunks: Vec<ChunkId>,
+    },
+    /// A group's dropped references were removed.
+    DropsDone {
+        /// The writers whose drop records go.
+        writers: Vec<VersionId>,
+    },
+    /// Bucket's group: set (or clear, with `None`) a bucket's quota.
+    SetQuota {
+        /// Bucket.
+        bucket: BucketId,
+        /// Most bytes of objects.
+        max_bytes: Option<u64>,
+        /// Most objects.
+        max_objects: Option<u64>,
+    },
 }
 
 impl Command {
@@ -212,9 +311,32 @@ impl Command {
             | Self::CompleteUpload { bucket, .. }
             | Self::AbortUpload { bucket, .. }
             | Self::SealBucket { bucket }
-            | Self::UnsealBucket { bucket } => Some(*bucket),
+            | Self::UnsealBucket { bucket }
+            | Self::BeginWrite { bucket, .. }
+            | Self::RenewWrite { bucket, .. }
+            | Self::CancelWrite { bucket, .. }
+            | Self::SetQuota { bucket, .. } => Some(*bucket),
             _ => None,
         }
+    }
+
+    /// The partition keys whose group a data command must go to: its
+    /// bucket's, or its chunks' (`None`: any group, as for
+    /// [`Command::DropsDone`], which names records of the group it is sent
+    /// to).
+    pub fn partition_keys(&self) -> Option<Vec<String>> {
+        if let Some(b) = self.bucket() {
+            return Some(vec![b.to_hex()]);
+        }
+        let hex = |c: &ChunkId| c.to_hex();
+        Some(match self {
+            Self::AddRefs { chunks, .. } => chunks.iter().map(|(c, _)| hex(c)).collect(),
+            Self::RemoveRefs { chunks, .. }
+            | Self::Condemn { chunks, .. }
+            | Self::Forget { chunks } => chunks.iter().map(hex).collect(),
+            Self::ConfirmRefs { refs } => refs.iter().map(|(c, _)| hex(c)).collect(),
+            _ => return None,
+        })
     }
 }
 
@@ -248,6 +370,19 @@ pub enum Outcome {
         /// Its version now.
         current: u64,
     },
+    /// A chunk named is being deleted; try again once it is gone.
+    ChunkBusy,
+    /// A chunk a copy names no longer exists.
+    ChunkGone,
+    /// The write's intent is gone (cancelled by the audit, or the bucket
+    /// was sealed): it cannot commit.
+    WriteExpired,
+    /// No such write intent.
+    NoSuchWrite,
+    /// The bucket's quota would be exceeded.
+    QuotaExceeded,
+    /// The chunks a [`Command::Condemn`] condemned (now or earlier).
+    Chunks(Vec<ChunkId>),
     /// The command was malformed or met a record it cannot read; nothing
     /// was changed.
     Invalid(String),
@@ -509,9 +644,30 @@ pub fn apply(txn: &mut impl Txn, command: &Command) -> Outcome {
                 if let Some(failed) = check(condition.as_ref(), current.as_ref()) {
                     return Ok(failed);
                 }
-                if let Some(old) = &current {
-                    drop_owned_parts(txn, *bucket, old);
+                let intent = keys::intent(*bucket, entry.version);
+                if !here_chunks(&entry.data).is_empty() && txn.get(&intent).is_none() {
+                    return Ok(Outcome::WriteExpired);
                 }
+                let (old_objects, old_bytes) = current.as_ref().map_or((0, 0), |c| (1, c.size));
+                admit(
+                    txn,
+                    *bucket,
+                    1 - old_objects,
+                    entry.size as i64 - old_bytes as i64,
+                )?;
+                if let Some(old) = &current {
+                    drop_data(txn, *bucket, old)?;
+                }
+                account(
+                    txn,
+                    *bucket,
+                    Delta {
+                        objects: 1 - old_objects,
+                        bytes: entry.size as i64 - old_bytes as i64,
+                        ..Delta::default()
+                    },
+                )?;
+                txn.delete(intent);
                 txn.put(okey, record::encode(entry));
                 Ok(Outcome::Ok)
             }
@@ -529,7 +685,16 @@ pub fn apply(txn: &mut impl Txn, command: &Command) -> Outcome {
                         continue;
                     }
                     if let Some(old) = &current {
-                        drop_owned_parts(txn, *bucket, old);
+                        drop_data(txn, *bucket, old)?;
+                        account(
+                            txn,
+                            *bucket,
+                            Delta {
+                                objects: -1,
+                                bytes: -(old.size as i64),
+                                ..Delta::default()
+                            },
+                        )?;
                         txn.delete(okey);
                     }
                     outcomes.push(Outcome::Ok);
@@ -538,10 +703,18 @@ pub fn apply(txn: &mut impl Txn, command: &Command) -> Outcome {
             }
             Command::CreateUpload { bucket, record } => {
                 unsealed(txn, *bucket)?;
-                txn.put(
-                    keys::upload(*bucket, &record.key, &record.upload_id),
-                    record::encode(record),
-                );
+                let ukey = keys::upload(*bucket, &record.key, &record.upload_id);
+                if txn.get(&ukey).is_none() {
+                    account(
+                        txn,
+                        *bucket,
+                        Delta {
+                            uploads: 1,
+                            ..Delta::default()
+                        },
+                    )?;
+                }
+                txn.put(ukey, record::encode(record));
                 Ok(Outcome::Ok)
             }
             Command::PutPart {
@@ -554,10 +727,28 @@ pub fn apply(txn: &mut impl Txn, command: &Command) -> Outcome {
                 if txn.get(&keys::upload(*bucket, key, upload_id)).is_none() {
                     return Ok(Outcome::NoSuchUpload);
                 }
-                txn.put(
-                    keys::part(*bucket, upload_id, record.part_number),
-                    record::encode(record),
-                );
+                let intent = keys::intent(*bucket, record.version);
+                if !record.chunks.is_empty() && txn.get(&intent).is_none() {
+                    return Ok(Outcome::WriteExpired);
+                }
+                let pkey = keys::part(*bucket, upload_id, record.part_number);
+                let old = read::<PartRecord>(txn, &pkey)?;
+                if let Some(old) = &old
+                    && old.version != record.version
+                {
+                    drop_refs(txn, old.version, old.chunks.iter().map(|c| c.id).collect());
+                }
+                let old_size = old.map_or(0, |o| o.size);
+                account(
+                    txn,
+                    *bucket,
+                    Delta {
+                        upload_bytes: record.size as i64 - old_size as i64,
+                        ..Delta::default()
+                    },
+                )?;
+                txn.delete(intent);
+                txn.put(pkey, record::encode(record));
                 Ok(Outcome::Ok)
             }
             Command::CompleteUpload {
@@ -587,18 +778,42 @@ pub fn apply(txn: &mut impl Txn, command: &Command) -> Outcome {
                 if let Some(failed) = check(condition.as_ref(), current.as_ref()) {
                     return Ok(failed);
                 }
+                let (old_objects, old_bytes) = current.as_ref().map_or((0, 0), |c| (1, c.size));
+                admit(
+                    txn,
+                    *bucket,
+                    1 - old_objects,
+                    entry.size as i64 - old_bytes as i64,
+                )?;
                 if let Some(old) = &current {
-                    drop_owned_parts(txn, *bucket, old);
+                    drop_data(txn, *bucket, old)?;
                 }
                 // Parts the object does not list go with the upload.
                 let listed: std::collections::BTreeSet<u32> =
                     parts.iter().map(|p| p.part_number).collect();
-                for (sort_key, _) in all_parts(txn, *bucket, upload_id) {
-                    let number = part_number_of(&sort_key);
-                    if !number.is_some_and(|n| listed.contains(&n)) {
+                let mut part_bytes = 0u64;
+                for (sort_key, value) in all_parts(txn, *bucket, upload_id) {
+                    let part: PartRecord = decode_value(Table::Parts, &value)?;
+                    part_bytes += part.size;
+                    if !listed.contains(&part.part_number) {
+                        drop_refs(
+                            txn,
+                            part.version,
+                            part.chunks.iter().map(|c| c.id).collect(),
+                        );
                         txn.delete(MetaKey::new(Table::Parts, bucket.to_hex(), sort_key));
                     }
                 }
+                account(
+                    txn,
+                    *bucket,
+                    Delta {
+                        objects: 1 - old_objects,
+                        bytes: entry.size as i64 - old_bytes as i64,
+                        uploads: -1,
+                        upload_bytes: -(part_bytes as i64),
+                    },
+                )?;
                 txn.delete(ukey);
                 txn.put(okey, record::encode(entry));
                 Ok(Outcome::Ok)
@@ -612,9 +827,26 @@ pub fn apply(txn: &mut impl Txn, command: &Command) -> Outcome {
                 if txn.get(&ukey).is_none() {
                     return Ok(Outcome::NoSuchUpload);
                 }
-                for (sort_key, _) in all_parts(txn, *bucket, upload_id) {
+                let mut part_bytes = 0u64;
+                for (sort_key, value) in all_parts(txn, *bucket, upload_id) {
+                    let part: PartRecord = decode_value(Table::Parts, &value)?;
+                    part_bytes += part.size;
+                    drop_refs(
+                        txn,
+                        part.version,
+                        part.chunks.iter().map(|c| c.id).collect(),
+                    );
                     txn.delete(MetaKey::new(Table::Parts, bucket.to_hex(), sort_key));
                 }
+                account(
+                    txn,
+                    *bucket,
+                    Delta {
+                        uploads: -1,
+                        upload_bytes: -(part_bytes as i64),
+                        ..Delta::default()
+                    },
+                )?;
                 txn.delete(ukey);
                 Ok(Outcome::Ok)
             }
@@ -625,11 +857,228 @@ pub fn apply(txn: &mut impl Txn, command: &Command) -> Outcome {
                 if busy {
                     return Ok(Outcome::BucketNotEmpty);
                 }
+                // PUTs still sending can no longer commit: their references
+                // are dead from here on.
+                for (writer, _) in txn.scan(Table::Intents, &pk, "", None, MAX_SEAL_INTENTS) {
+                    txn.delete(MetaKey::new(Table::Intents, pk.clone(), writer));
+                }
+                txn.delete(keys::bucket_stats(*bucket));
                 txn.put(keys::sealed(*bucket), Vec::new());
                 Ok(Outcome::Ok)
             }
             Command::UnsealBucket { bucket } => {
                 txn.delete(keys::sealed(*bucket));
+                Ok(Outcome::Ok)
+            }
+            Command::BeginWrite {
+                bucket,
+                writer,
+                key,
+                now_ms,
+            } => {
+                unsealed(txn, *bucket)?;
+                let intent = IntentRecord {
+                    key: key.clone(),
+                    renewed_ms: *now_ms,
+                };
+                txn.put(keys::intent(*bucket, *writer), record::encode(&intent));
+                Ok(Outcome::Ok)
+            }
+            Command::RenewWrite {
+                bucket,
+                writer,
+                now_ms,
+            } => {
+                let ikey = keys::intent(*bucket, *writer);
+                let Some(mut intent) = read::<IntentRecord>(txn, &ikey)? else {
+                    return Ok(Outcome::NoSuchWrite);
+                };
+                intent.renewed_ms = intent.renewed_ms.max(*now_ms);
+                txn.put(ikey, record::encode(&intent));
+                Ok(Outcome::Ok)
+            }
+            Command::CancelWrite {
+                bucket,
+                writer,
+                renewed_at_most,
+            } => {
+                let ikey = keys::intent(*bucket, *writer);
+                match read::<IntentRecord>(txn, &ikey)? {
+                    Some(i) if renewed_at_most.is_none_or(|t| i.renewed_ms <= t) => {
+                        txn.delete(ikey);
+                        Ok(Outcome::Ok)
+                    }
+                    _ => Ok(Outcome::NoSuchWrite),
+                }
+            }
+            Command::AddRefs {
+                referrer,
+                chunks,
+                now_ms,
+                require_present,
+            } => {
+                if chunks.len() > MAX_REF_BATCH {
+                    return Ok(Outcome::Invalid("too many chunks".into()));
+                }
+                for (c, _) in chunks {
+                    match read::<ChunkState>(txn, &keys::chunk_state(c))? {
+                        Some(ChunkState::Condemned { .. }) => return Ok(Outcome::ChunkBusy),
+                        None if *require_present && !has_refs(txn, c) => {
+                            return Ok(Outcome::ChunkGone);
+                        }
+                        _ => {}
+                    }
+                }
+                let writer = referrer.writer();
+                let mut stats = read_group_stats(txn)?;
+                for (c, stored) in chunks {
+                    match read::<ChunkState>(txn, &keys::chunk_state(c))? {
+                        Some(ChunkState::Unreferenced { stored: s, .. }) => {
+                            txn.delete(keys::chunk_state(c));
+                            stats.unreferenced_chunks = stats.unreferenced_chunks.saturating_sub(1);
+                            stats.unreferenced_bytes = stats.unreferenced_bytes.saturating_sub(s);
+                            stats.chunks += 1;
+                            stats.stored_bytes += s;
+                        }
+                        Some(ChunkState::Condemned { .. }) => {
+                            unreachable!("condemned chunks were refused above")
+                        }
+                        None if !has_refs(txn, c) => {
+                            stats.chunks += 1;
+                            stats.stored_bytes += stored;
+                        }
+                        None => {}
+                    }
+                    let r = RefRecord {
+                        referrer: referrer.clone(),
+                        created_ms: *now_ms,
+                        stored: *stored,
+                    };
+                    let value = record::encode(&r);
+                    txn.put(keys::unconfirmed(c, writer), value.clone());
+                    txn.put(keys::chunk_ref(c, writer), value);
+                }
+                txn.put(keys::group_stats(), record::encode(&stats));
+                Ok(Outcome::Ok)
+            }
+            Command::RemoveRefs {
+                writer,
+                chunks,
+                now_ms,
+            } => {
+                if chunks.len() > MAX_REF_BATCH {
+                    return Ok(Outcome::Invalid("too many chunks".into()));
+                }
+                let mut stats = read_group_stats(txn)?;
+                for c in chunks {
+                    let rkey = keys::chunk_ref(c, *writer);
+                    let Some(r) = read::<RefRecord>(txn, &rkey)? else {
+                        continue;
+                    };
+                    txn.delete(rkey);
+                    txn.delete(keys::unconfirmed(c, *writer));
+                    if !has_refs(txn, c) && txn.get(&keys::chunk_state(c)).is_none() {
+                        let state = ChunkState::Unreferenced {
+                            since_ms: *now_ms,
+                            stored: r.stored,
+                        };
+                        txn.put(keys::chunk_state(c), record::encode(&state));
+                        stats.chunks = stats.chunks.saturating_sub(1);
+                        stats.stored_bytes = stats.stored_bytes.saturating_sub(r.stored);
+                        stats.unreferenced_chunks += 1;
+                        stats.unreferenced_bytes += r.stored;
+                    }
+                }
+                txn.put(keys::group_stats(), record::encode(&stats));
+                Ok(Outcome::Ok)
+            }
+            Command::ConfirmRefs { refs } => {
+                if refs.len() > MAX_REF_BATCH {
+                    return Ok(Outcome::Invalid("too many references".into()));
+                }
+                for (c, w) in refs {
+                    txn.delete(keys::unconfirmed(c, *w));
+                }
+                Ok(Outcome::Ok)
+            }
+            Command::Condemn {
+                chunks,
+                now_ms,
+                grace_ms,
+                orphans,
+            } => {
+                if chunks.len() > MAX_REF_BATCH {
+                    return Ok(Outcome::Invalid("too many chunks".into()));
+                }
+                let mut condemned = Vec::new();
+                for c in chunks {
+                    if has_refs(txn, c) {
+                        continue;
+                    }
+                    let skey = keys::chunk_state(c);
+                    let stored = match read::<ChunkState>(txn, &skey)? {
+                        Some(ChunkState::Condemned { .. }) => {
+                            condemned.push(*c);
+                            continue;
+                        }
+                        Some(ChunkState::Unreferenced { since_ms, stored })
+                            if since_ms.saturating_add(*grace_ms) <= *now_ms =>
+                        {
+                            stored
+                        }
+                        None if *orphans => 0,
+                        _ => continue,
+                    };
+                    let state = ChunkState::Condemned {
+                        since_ms: *now_ms,
+                        stored,
+                    };
+                    txn.put(skey, record::encode(&state));
+                    condemned.push(*c);
+                }
+                Ok(Outcome::Chunks(condemned))
+            }
+            Command::Forget { chunks } => {
+                if chunks.len() > MAX_REF_BATCH {
+                    return Ok(Outcome::Invalid("too many chunks".into()));
+                }
+                let mut stats = read_group_stats(txn)?;
+                for c in chunks {
+                    let skey = keys::chunk_state(c);
+                    if let Some(ChunkState::Condemned { stored, .. }) =
+                        read::<ChunkState>(txn, &skey)?
+                    {
+                        txn.delete(skey);
+                        if stored > 0 {
+                            stats.unreferenced_chunks = stats.unreferenced_chunks.saturating_sub(1);
+                            stats.unreferenced_bytes =
+                                stats.unreferenced_bytes.saturating_sub(stored);
+                        }
+                    }
+                }
+                txn.put(keys::group_stats(), record::encode(&stats));
+                Ok(Outcome::Ok)
+            }
+            Command::DropsDone { writers } => {
+                if writers.len() > MAX_REF_BATCH {
+                    return Ok(Outcome::Invalid("too many drops".into()));
+                }
+                for w in writers {
+                    txn.delete(keys::drop(*w));
+                }
+                Ok(Outcome::Ok)
+            }
+            Command::SetQuota {
+                bucket,
+                max_bytes,
+                max_objects,
+            } => {
+                unsealed(txn, *bucket)?;
+                let skey = keys::bucket_stats(*bucket);
+                let mut stats = read::<BucketStats>(txn, &skey)?.unwrap_or_default();
+                stats.max_bytes = *max_bytes;
+                stats.max_objects = *max_objects;
+                txn.put(skey, record::encode(&stats));
                 Ok(Outcome::Ok)
             }
         }
@@ -666,12 +1115,48 @@ fn all_parts(txn: &impl Txn, bucket: BucketId, upload_id: &str) -> Vec<(String, 
     )
 }
 
+#[cfg(test)]
 fn part_number_of(sort_key: &str) -> Option<u32> {
     sort_key.rsplit_once('/')?.1.parse().ok()
 }
 
-/// An object version going away takes the part records it owns with it.
-fn drop_owned_parts(txn: &mut impl Txn, bucket: BucketId, old: &ObjectEntry) {
+fn decode_value<T: serde::de::DeserializeOwned>(table: Table, bytes: &[u8]) -> Result<T, Outcome> {
+    record::decode(table.name(), bytes).map_err(|e| Outcome::Invalid(e.to_string()))
+}
+
+/// The chunks an object entry lists itself (single PUTs and copies; a
+/// multipart object's chunks are its parts').
+pub fn here_chunks(data: &ObjectData) -> Vec<ChunkId> {
+    match data {
+        ObjectData::Chunks { segments, .. } => segments
+            .iter()
+            .filter_map(|s| match &s.chunks {
+                SegmentChunks::Here(c) => Some(c.iter().map(|c| c.id)),
+                SegmentChunks::Part { .. } => None,
+            })
+            .flatten()
+            .collect(),
+        ObjectData::Inline(_) => Vec::new(),
+    }
+}
+
+fn has_refs(txn: &impl Txn, chunk: &ChunkId) -> bool {
+    !txn.scan(Table::Refs, &chunk.to_hex(), "", None, 1)
+        .is_empty()
+}
+
+/// Leave a drop record: the node leading the group removes `writer`'s
+/// references to `chunks` from their groups.
+fn drop_refs(txn: &mut impl Txn, writer: VersionId, chunks: Vec<ChunkId>) {
+    if !chunks.is_empty() {
+        txn.put(keys::drop(writer), record::encode(&DropRecord { chunks }));
+    }
+}
+
+/// An object version going away drops its references, and takes the part
+/// records it owns (and their references) with it.
+fn drop_data(txn: &mut impl Txn, bucket: BucketId, old: &ObjectEntry) -> Result<(), Outcome> {
+    drop_refs(txn, old.version, here_chunks(&old.data));
     if let ObjectData::Chunks { segments, .. } = &old.data {
         for s in segments {
             if let SegmentChunks::Part {
@@ -679,10 +1164,68 @@ fn drop_owned_parts(txn: &mut impl Txn, bucket: BucketId, old: &ObjectEntry) {
                 part_number,
             } = &s.chunks
             {
-                txn.delete(keys::part(bucket, upload_id, *part_number));
+                let pkey = keys::part(bucket, upload_id, *part_number);
+                if let Some(part) = read::<PartRecord>(txn, &pkey)? {
+                    drop_refs(
+                        txn,
+                        part.version,
+                        part.chunks.iter().map(|c| c.id).collect(),
+                    );
+                }
+                txn.delete(pkey);
             }
         }
     }
+    Ok(())
+}
+
+/// A change of a bucket's usage.
+#[derive(Debug, Default, Clone, Copy)]
+struct Delta {
+    objects: i64,
+    bytes: i64,
+    uploads: i64,
+    upload_bytes: i64,
+}
+
+fn add(v: u64, d: i64) -> u64 {
+    v.saturating_add_signed(d)
+}
+
+fn read_group_stats(txn: &impl Txn) -> Result<GroupStats, Outcome> {
+    Ok(read::<GroupStats>(txn, &keys::group_stats())?.unwrap_or_default())
+}
+
+/// Refuse a write that would take a bucket past its quota (shrinking is
+/// always allowed).
+fn admit(txn: &impl Txn, bucket: BucketId, objects: i64, bytes: i64) -> Result<(), Outcome> {
+    let Some(s) = read::<BucketStats>(txn, &keys::bucket_stats(bucket))? else {
+        return Ok(());
+    };
+    let over_objects = objects > 0 && s.max_objects.is_some_and(|m| add(s.objects, objects) > m);
+    let over_bytes = bytes > 0 && s.max_bytes.is_some_and(|m| add(s.bytes, bytes) > m);
+    if over_objects || over_bytes {
+        return Err(Outcome::QuotaExceeded);
+    }
+    Ok(())
+}
+
+/// Keep a bucket's usage and its group's totals.
+fn account(txn: &mut impl Txn, bucket: BucketId, d: Delta) -> Result<(), Outcome> {
+    let skey = keys::bucket_stats(bucket);
+    let mut s = read::<BucketStats>(txn, &skey)?.unwrap_or_default();
+    s.objects = add(s.objects, d.objects);
+    s.bytes = add(s.bytes, d.bytes);
+    s.uploads = add(s.uploads, d.uploads);
+    s.upload_bytes = add(s.upload_bytes, d.upload_bytes);
+    txn.put(skey, record::encode(&s));
+    let mut g = read_group_stats(txn)?;
+    g.objects = add(g.objects, d.objects);
+    g.bytes = add(g.bytes, d.bytes);
+    g.uploads = add(g.uploads, d.uploads);
+    g.upload_bytes = add(g.upload_bytes, d.upload_bytes);
+    txn.put(keys::group_stats(), record::encode(&g));
+    Ok(())
 }
 
 /// A [`KvRead`] over a `BTreeMap`, for tests and simulation.
@@ -736,7 +1279,7 @@ impl MemoryKv {
 mod tests {
     use super::*;
     use crate::codec::{CodecId, ErasureProfile};
-    use crate::record::{ChunkRef, Segment, VersionId};
+    use crate::record::{ChunkRef, Segment};
 
     struct State {
         kv: MemoryKv,
@@ -985,6 +1528,7 @@ mod tests {
 
     fn part(n: u32, etag: &str) -> PartRecord {
         PartRecord {
+            version: VersionId([n as u8; 16]),
             part_number: n,
             size: 5,
             etag: etag.into(),
@@ -1023,6 +1567,12 @@ mod tests {
             Outcome::Ok
         );
         for n in 1..=3 {
+            s.run(Command::BeginWrite {
+                bucket: B,
+                writer: VersionId([n as u8; 16]),
+                key: "big".into(),
+                now_ms: 1,
+            });
             let out = s.run(Command::PutPart {
                 bucket: B,
                 key: "big".into(),
@@ -1084,6 +1634,265 @@ mod tests {
         // Overwriting the object takes its parts with it.
         s.run(put("big", "y", None));
         assert_eq!(s.kv.0.keys().filter(|k| k.table == Table::Parts).count(), 0);
+    }
+
+    fn chunk(n: u8) -> ChunkId {
+        ChunkId([n; 32])
+    }
+
+    fn chunked(version: u8, chunks: &[u8]) -> ObjectEntry {
+        let mut e = entry("c");
+        e.version = VersionId([version; 16]);
+        e.size = 10 * chunks.len() as u64;
+        e.data = ObjectData::Chunks {
+            codec: CodecId::ReedSolomonGf8,
+            profile: ErasureProfile {
+                data_shards: 1,
+                parity_shards: 0,
+            },
+            segments: vec![Segment {
+                len: e.size,
+                chunks: SegmentChunks::Here(
+                    chunks
+                        .iter()
+                        .map(|&c| ChunkRef {
+                            id: chunk(c),
+                            len: 10,
+                        })
+                        .collect(),
+                ),
+            }],
+        };
+        e
+    }
+
+    /// A whole PUT as the gateway runs it, every group in one state.
+    fn put_chunked(s: &mut State, key: &str, version: u8, chunks: &[u8], now_ms: u64) -> Outcome {
+        let writer = VersionId([version; 16]);
+        s.run(Command::BeginWrite {
+            bucket: B,
+            writer,
+            key: key.into(),
+            now_ms,
+        });
+        let referrer = Referrer::Object {
+            bucket: B,
+            key: key.into(),
+            version: writer,
+        };
+        let out = s.run(Command::AddRefs {
+            referrer,
+            chunks: chunks.iter().map(|&c| (chunk(c), 30)).collect(),
+            now_ms,
+            require_present: false,
+        });
+        if out != Outcome::Ok {
+            return out;
+        }
+        s.run(put_entry(key, chunked(version, chunks)))
+    }
+
+    fn put_entry(key: &str, entry: ObjectEntry) -> Command {
+        Command::PutObject {
+            bucket: B,
+            key: key.into(),
+            entry,
+            condition: None,
+        }
+    }
+
+    /// Run the drop records as the node leading the group would.
+    fn run_drops(s: &mut State, now_ms: u64) {
+        let drops = s.kv.scan(Table::Drops, "", "", None, 1000);
+        let mut writers = Vec::new();
+        for (w, v) in drops {
+            let writer = VersionId::parse(&w).unwrap();
+            let d: DropRecord = record::decode("drop", &v).unwrap();
+            s.run(Command::RemoveRefs {
+                writer,
+                chunks: d.chunks,
+                now_ms,
+            });
+            writers.push(writer);
+        }
+        s.run(Command::DropsDone { writers });
+    }
+
+    fn state(s: &State, c: u8) -> Option<ChunkState> {
+        s.kv.get(&keys::chunk_state(&chunk(c)))
+            .map(|b| record::decode("chunk state", &b).unwrap())
+    }
+
+    fn group_stats(s: &State) -> GroupStats {
+        s.kv.get(&keys::group_stats())
+            .map(|b| record::decode("group stats", &b).unwrap())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_commit_needs_its_intent_and_consumes_it() {
+        let mut s = State::new();
+        // No intent: a chunked entry cannot commit.
+        assert_eq!(
+            s.run(put_entry("k", chunked(1, &[1]))),
+            Outcome::WriteExpired
+        );
+        assert_eq!(put_chunked(&mut s, "k", 2, &[1], 5), Outcome::Ok);
+        assert!(s.kv.get(&keys::intent(B, VersionId([2; 16]))).is_none());
+        // A cancelled write can never commit afterwards.
+        s.run(Command::BeginWrite {
+            bucket: B,
+            writer: VersionId([3; 16]),
+            key: "k".into(),
+            now_ms: 5,
+        });
+        let cancel = |at_most| Command::CancelWrite {
+            bucket: B,
+            writer: VersionId([3; 16]),
+            renewed_at_most: Some(at_most),
+        };
+        assert_eq!(s.run(cancel(4)), Outcome::NoSuchWrite, "renewed after 4");
+        assert_eq!(s.run(cancel(5)), Outcome::Ok);
+        assert_eq!(
+            s.run(put_entry("k", chunked(3, &[2]))),
+            Outcome::WriteExpired
+        );
+        assert_eq!(current(&s, "k").unwrap().version, VersionId([2; 16]));
+    }
+
+    #[test]
+    fn a_shared_chunk_lives_while_any_reference_does_and_is_counted_once() {
+        let mut s = State::new();
+        put_chunked(&mut s, "a", 1, &[7, 8], 10);
+        put_chunked(&mut s, "b", 2, &[7], 10);
+        let g = group_stats(&s);
+        assert_eq!(
+            (g.chunks, g.stored_bytes, g.objects, g.bytes),
+            (2, 60, 2, 30)
+        );
+        s.run(Command::DeleteObjects {
+            bucket: B,
+            deletions: vec![Deletion {
+                key: "a".into(),
+                if_match: None,
+            }],
+        });
+        run_drops(&mut s, 20);
+        assert_eq!(state(&s, 7), None, "b still references 7");
+        assert_eq!(
+            state(&s, 8),
+            Some(ChunkState::Unreferenced {
+                since_ms: 20,
+                stored: 30
+            })
+        );
+        let condemn = |now_ms| Command::Condemn {
+            chunks: vec![chunk(7), chunk(8)],
+            now_ms,
+            grace_ms: 100,
+            orphans: false,
+        };
+        assert_eq!(
+            s.run(condemn(50)),
+            Outcome::Chunks(vec![]),
+            "within the grace"
+        );
+        assert_eq!(s.run(condemn(120)), Outcome::Chunks(vec![chunk(8)]));
+        // A PUT that dedups onto a condemned chunk waits; a copy fails.
+        assert_eq!(put_chunked(&mut s, "c", 3, &[8], 121), Outcome::ChunkBusy);
+        let g = group_stats(&s);
+        assert_eq!((g.chunks, g.stored_bytes), (1, 30));
+        assert_eq!((g.unreferenced_chunks, g.unreferenced_bytes), (1, 30));
+        s.run(Command::Forget {
+            chunks: vec![chunk(8)],
+        });
+        assert_eq!(state(&s, 8), None);
+        let g = group_stats(&s);
+        assert_eq!(
+            (g.chunks, g.stored_bytes, g.objects, g.bytes),
+            (1, 30, 1, 10)
+        );
+        assert_eq!((g.unreferenced_chunks, g.unreferenced_bytes), (0, 0));
+        let copy = Command::AddRefs {
+            referrer: Referrer::Object {
+                bucket: B,
+                key: "d".into(),
+                version: VersionId([4; 16]),
+            },
+            chunks: vec![(chunk(8), 30)],
+            now_ms: 130,
+            require_present: true,
+        };
+        assert_eq!(s.run(copy), Outcome::ChunkGone);
+        // After it is forgotten, the PUT references it again (and writes
+        // its shards afresh).
+        assert_eq!(put_chunked(&mut s, "c", 3, &[8], 131), Outcome::Ok);
+        assert_eq!(group_stats(&s).chunks, 2);
+    }
+
+    #[test]
+    fn a_reference_taken_before_the_condemnation_saves_the_chunk() {
+        let mut s = State::new();
+        put_chunked(&mut s, "a", 1, &[5], 0);
+        s.run(put("a", "inline", None));
+        run_drops(&mut s, 1);
+        // The dedup hit lands between the last reference's removal and
+        // the collector's pass.
+        assert_eq!(put_chunked(&mut s, "b", 2, &[5], 500), Outcome::Ok);
+        let out = s.run(Command::Condemn {
+            chunks: vec![chunk(5)],
+            now_ms: 1_000,
+            grace_ms: 100,
+            orphans: true,
+        });
+        assert_eq!(out, Outcome::Chunks(vec![]));
+    }
+
+    #[test]
+    fn orphans_are_condemned_only_when_asked_and_never_counted() {
+        let mut s = State::new();
+        let condemn = |orphans| Command::Condemn {
+            chunks: vec![chunk(9)],
+            now_ms: 1,
+            grace_ms: 0,
+            orphans,
+        };
+        assert_eq!(s.run(condemn(false)), Outcome::Chunks(vec![]));
+        assert_eq!(s.run(condemn(true)), Outcome::Chunks(vec![chunk(9)]));
+        s.run(Command::Forget {
+            chunks: vec![chunk(9)],
+        });
+        assert_eq!(group_stats(&s).chunks, 0);
+    }
+
+    #[test]
+    fn quotas_hold_exactly_at_their_limit() {
+        let mut s = State::new();
+        s.run(Command::SetQuota {
+            bucket: B,
+            max_bytes: Some(6),
+            max_objects: Some(3),
+        });
+        assert_eq!(s.run(put("a", "1", None)), Outcome::Ok);
+        assert_eq!(
+            s.run(put("b", "1", None)),
+            Outcome::Ok,
+            "6 bytes: at the limit"
+        );
+        assert_eq!(s.run(put("c", "1", None)), Outcome::QuotaExceeded);
+        assert!(current(&s, "c").is_none());
+        // Overwriting with the same size is not growth.
+        assert_eq!(s.run(put("a", "2", None)), Outcome::Ok);
+        s.run(Command::SetQuota {
+            bucket: B,
+            max_bytes: None,
+            max_objects: Some(3),
+        });
+        assert_eq!(s.run(put("c", "1", None)), Outcome::Ok);
+        assert_eq!(s.run(put("d", "1", None)), Outcome::QuotaExceeded);
+        let stats: BucketStats =
+            record::decode("stats", &s.kv.get(&keys::bucket_stats(B)).unwrap()).unwrap();
+        assert_eq!((stats.objects, stats.bytes), (3, 9));
     }
 
     #[test]

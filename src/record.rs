@@ -17,9 +17,11 @@ use std::fmt;
 
 /// Format version of every encoded record and RPC body written today.
 /// Version 1 was the last-writer-wins format (no consensus), version 2 the
-/// cluster map before placement, out-set and migrations were part of it;
-/// neither is read.
-pub const FORMAT_VERSION: u8 = 3;
+/// cluster map before placement, out-set and migrations were part of it,
+/// version 3 the records before chunk references (a store of that version
+/// holds chunks no reference covers, which the collector would take for
+/// garbage); none is read.
+pub const FORMAT_VERSION: u8 = 4;
 
 /// Encode `value` as `[FORMAT_VERSION] ++ postcard(value)`.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -89,12 +91,32 @@ pub enum Table {
     /// Buckets that were deleted: no record may be written under their id
     /// again (partition key = bucket id, sort key "").
     Sealed = 13,
+    /// Chunk references, in the chunk's group (partition key = chunk id,
+    /// sort key = the referring writer's id) -> [`RefRecord`].
+    Refs = 14,
+    /// References not yet seen committed, for the audit (partition key "",
+    /// sort key = chunk id / writer id) -> [`RefRecord`].
+    Unconfirmed = 15,
+    /// Chunks without references: waiting for the grace period, or being
+    /// deleted (partition key "", sort key = chunk id) -> [`ChunkState`].
+    ChunkStates = 16,
+    /// References to remove, left by object versions and parts that went
+    /// away (partition key "", sort key = writer id) -> [`DropRecord`].
+    Drops = 17,
+    /// Writes in progress that added references before their commit
+    /// (partition key = bucket id, sort key = writer id) -> [`IntentRecord`].
+    Intents = 18,
+    /// A bucket's usage and quota (partition key = bucket id, sort key "")
+    /// -> [`BucketStats`].
+    BucketStats = 19,
     /// Outcomes of recent requests, by request id, so a retried request is
     /// answered as it was the first time (partition key "", sort key = id).
     Requests = 20,
     /// The same requests by log index, to forget them in order (partition
     /// key "", sort key = 20-digit index).
     RequestsByIndex = 21,
+    /// The group's totals (partition key "", sort key "") -> [`GroupStats`].
+    GroupStats = 22,
 }
 
 impl Table {
@@ -108,8 +130,15 @@ impl Table {
             11 => Self::Uploads,
             12 => Self::Parts,
             13 => Self::Sealed,
+            14 => Self::Refs,
+            15 => Self::Unconfirmed,
+            16 => Self::ChunkStates,
+            17 => Self::Drops,
+            18 => Self::Intents,
+            19 => Self::BucketStats,
             20 => Self::Requests,
             21 => Self::RequestsByIndex,
+            22 => Self::GroupStats,
             _ => return None,
         })
     }
@@ -124,6 +153,12 @@ impl Table {
             Self::Uploads => "upload record",
             Self::Parts => "part record",
             Self::Sealed => "bucket seal",
+            Self::Refs | Self::Unconfirmed => "chunk reference",
+            Self::ChunkStates => "chunk state",
+            Self::Drops => "dropped references",
+            Self::Intents => "write intent",
+            Self::BucketStats => "bucket usage",
+            Self::GroupStats => "group usage",
             Self::Requests | Self::RequestsByIndex => "request outcome",
         }
     }
@@ -432,6 +467,9 @@ pub struct UploadRecord {
 /// One uploaded part.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartRecord {
+    /// This upload of the part (a part number uploaded again is a new
+    /// one): the writer id of its chunk references.
+    pub version: VersionId,
     /// 1..=10000.
     pub part_number: u32,
     /// Size in bytes.
@@ -446,6 +484,157 @@ pub struct PartRecord {
     pub chunks: Vec<ChunkRef>,
     /// The profile they were encoded with (`None` for an empty part).
     pub profile: Option<ErasureProfile>,
+}
+
+/// What holds a chunk reference: one object version or one uploaded part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Referrer {
+    /// A single PUT or a copy (its chunks are listed in its entry).
+    Object {
+        /// Bucket.
+        bucket: BucketId,
+        /// Key.
+        key: String,
+        /// The version.
+        version: VersionId,
+    },
+    /// An uploaded part (kept as a segment of the object its upload made).
+    Part {
+        /// Bucket.
+        bucket: BucketId,
+        /// The upload.
+        upload_id: String,
+        /// Part number.
+        part_number: u32,
+        /// This upload of the part.
+        version: VersionId,
+    },
+}
+
+impl Referrer {
+    /// The writer id: the sort key of its references and of its intent.
+    pub fn writer(&self) -> VersionId {
+        match self {
+            Self::Object { version, .. } | Self::Part { version, .. } => *version,
+        }
+    }
+
+    /// Its bucket.
+    pub fn bucket(&self) -> BucketId {
+        match self {
+            Self::Object { bucket, .. } | Self::Part { bucket, .. } => *bucket,
+        }
+    }
+
+    /// The record that is current while the referrer lives.
+    pub fn record_key(&self) -> MetaKey {
+        match self {
+            Self::Object { bucket, key, .. } => keys::object(*bucket, key),
+            Self::Part {
+                bucket,
+                upload_id,
+                part_number,
+                ..
+            } => keys::part(*bucket, upload_id, *part_number),
+        }
+    }
+
+    /// Whether `record` (the value under [`Referrer::record_key`]) is this
+    /// referrer.
+    pub fn is_current(&self, record: Option<&[u8]>) -> bool {
+        let Some(bytes) = record else { return false };
+        let version = match self {
+            Self::Object { .. } => decode::<ObjectEntry>("object entry", bytes).map(|e| e.version),
+            Self::Part { .. } => decode::<PartRecord>("part record", bytes).map(|p| p.version),
+        };
+        version.is_ok_and(|v| v == self.writer())
+    }
+}
+
+/// One chunk reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefRecord {
+    /// Who holds it.
+    pub referrer: Referrer,
+    /// When it was added (the proposer's clock), ms since the epoch.
+    pub created_ms: u64,
+    /// Bytes the chunk takes in shards (data and parity).
+    pub stored: u64,
+}
+
+/// A chunk no reference covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChunkState {
+    /// Its last reference went at `since_ms`; deleted after the grace.
+    Unreferenced {
+        /// When, ms since the epoch.
+        since_ms: u64,
+        /// Bytes it takes in shards (0: never counted, an orphan).
+        stored: u64,
+    },
+    /// Being deleted from its holders: no reference may be added until it
+    /// is forgotten.
+    Condemned {
+        /// When, ms since the epoch.
+        since_ms: u64,
+        /// Bytes it takes in shards (0: never counted, an orphan).
+        stored: u64,
+    },
+}
+
+/// References to remove after an object version or part went away.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropRecord {
+    /// The chunks it referenced (in any order, maybe repeated).
+    pub chunks: Vec<ChunkId>,
+}
+
+/// A write that may add references before its commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentRecord {
+    /// Object key of the write.
+    pub key: String,
+    /// Last renewal (the writer's clock), ms since the epoch.
+    pub renewed_ms: u64,
+}
+
+/// A bucket's usage, kept by every write, and its quota.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketStats {
+    /// Objects (current versions).
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Multipart uploads in progress.
+    pub uploads: u64,
+    /// Bytes of their parts.
+    pub upload_bytes: u64,
+    /// Refuse writes past this many bytes of objects.
+    pub max_bytes: Option<u64>,
+    /// Refuse writes past this many objects.
+    pub max_objects: Option<u64>,
+}
+
+/// A group's totals, kept by every write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupStats {
+    /// Objects of the buckets of this group.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Uploads in progress.
+    pub uploads: u64,
+    /// Bytes of their parts.
+    pub upload_bytes: u64,
+    /// Referenced chunks of this group.
+    pub chunks: u64,
+    /// Their bytes in shards (data and parity): each chunk once, however
+    /// many objects share it.
+    pub stored_bytes: u64,
+    /// Chunks whose references all went, not yet deleted.
+    pub unreferenced_chunks: u64,
+    /// Their bytes in shards.
+    pub unreferenced_bytes: u64,
 }
 
 /// Keys of the records, in one place.
@@ -498,6 +687,47 @@ pub mod keys {
     /// The seal of a deleted bucket.
     pub fn sealed(bucket: BucketId) -> MetaKey {
         MetaKey::new(Table::Sealed, bucket.to_hex(), "")
+    }
+
+    /// A chunk reference.
+    pub fn chunk_ref(chunk: &ChunkId, writer: VersionId) -> MetaKey {
+        MetaKey::new(Table::Refs, chunk.to_hex(), writer.to_hex())
+    }
+
+    /// The audit's entry of a reference not yet seen committed.
+    pub fn unconfirmed(chunk: &ChunkId, writer: VersionId) -> MetaKey {
+        MetaKey::new(Table::Unconfirmed, "", format!("{chunk}/{writer}"))
+    }
+
+    /// The (chunk, writer) of an [`unconfirmed`] sort key.
+    pub fn parse_unconfirmed(sort_key: &str) -> Option<(ChunkId, VersionId)> {
+        let (c, w) = sort_key.split_once('/')?;
+        Some((c.parse().ok()?, VersionId::parse(w)?))
+    }
+
+    /// A chunk without references.
+    pub fn chunk_state(chunk: &ChunkId) -> MetaKey {
+        MetaKey::new(Table::ChunkStates, "", chunk.to_hex())
+    }
+
+    /// References to remove.
+    pub fn drop(writer: VersionId) -> MetaKey {
+        MetaKey::new(Table::Drops, "", writer.to_hex())
+    }
+
+    /// A write in progress.
+    pub fn intent(bucket: BucketId, writer: VersionId) -> MetaKey {
+        MetaKey::new(Table::Intents, bucket.to_hex(), writer.to_hex())
+    }
+
+    /// A bucket's usage.
+    pub fn bucket_stats(bucket: BucketId) -> MetaKey {
+        MetaKey::new(Table::BucketStats, bucket.to_hex(), "")
+    }
+
+    /// The group's totals.
+    pub fn group_stats() -> MetaKey {
+        MetaKey::new(Table::GroupStats, "", "")
     }
 }
 

@@ -5,7 +5,7 @@
 //! operators and scripts read it.
 
 use crate::command::{Outcome, Request};
-use crate::id::NodeId;
+use crate::id::{ChunkId, NodeId};
 use crate::layout::Layout;
 use crate::record::{BucketId, GroupId, ListEntry, MetaKey, Table};
 use serde::{Deserialize, Serialize};
@@ -79,6 +79,9 @@ pub enum Read {
         /// At most this many, 1..=[`MAX_SCAN_LIMIT`].
         limit: u32,
     },
+    /// For each chunk (at most [`MAX_META_BATCH`]), whether its group knows
+    /// it: it has references, or is waiting for deletion or being deleted.
+    Known(Vec<ChunkId>),
     /// A page of a bucket listing, rolled up by delimiter on the node.
     ListObjects {
         /// Bucket.
@@ -122,6 +125,8 @@ pub enum ReadReply {
     Entries(Vec<(String, Vec<u8>)>, bool),
     /// For [`Read::ListObjects`]: the items in order, and whether more follow.
     Listing(Vec<ListItem>, bool),
+    /// For [`Read::Known`], in order.
+    Flags(Vec<bool>),
     /// Not served here.
     Refused(Refusal),
 }
@@ -387,12 +392,29 @@ pub mod admin {
         pub layout: Option<Layout>,
         /// Every node known, from the layout and the gateway's seed list.
         pub nodes: Vec<NodeStatus>,
-        /// Objects stored (sum of current object versions over buckets).
+        /// Objects stored (current versions), from the groups' counters.
         pub objects: u64,
-        /// Logical bytes stored (object sizes).
+        /// Logical bytes stored (object sizes), from the groups' counters.
         pub object_bytes: u64,
-        /// Physical shard bytes on all reachable nodes (after dedup, with parity).
+        /// Multipart uploads in progress.
+        pub uploads: u64,
+        /// Bytes of their parts.
+        pub upload_bytes: u64,
+        /// Chunks referenced by objects, parts and uploads.
+        pub chunks: u64,
+        /// Their bytes in shards (each chunk once however many objects share
+        /// it, with parity), from the groups' counters.
+        pub stored_bytes: u64,
+        /// Chunks no longer referenced, not yet collected, and their bytes.
+        pub garbage_chunks: u64,
+        /// See `garbage_chunks`.
+        pub garbage_bytes: u64,
+        /// Shard bytes on the disks of all reachable nodes (garbage not yet
+        /// collected included).
         pub shard_bytes: u64,
+        /// Data groups whose counters could not be read (the figures above
+        /// then leave them out).
+        pub groups_unread: u32,
     }
 
     /// One node's state as the gateway sees it.
@@ -581,6 +603,62 @@ pub mod admin {
         pub allowed_keys: Vec<String>,
     }
 
+    /// `GET /admin/v1/buckets/{name}`: a bucket's usage and quota, from the
+    /// counters its writes keep.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct BucketUsage {
+        /// Name.
+        pub name: String,
+        /// Owning access key.
+        pub owner: String,
+        /// Objects.
+        pub objects: u64,
+        /// Their bytes.
+        pub bytes: u64,
+        /// Multipart uploads in progress.
+        pub uploads: u64,
+        /// Bytes of their parts so far.
+        pub upload_bytes: u64,
+        /// Quota: most bytes of objects.
+        pub max_bytes: Option<u64>,
+        /// Quota: most objects.
+        pub max_objects: Option<u64>,
+    }
+
+    /// `PUT /admin/v1/buckets/{name}/quota` (absent fields: no limit).
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    pub struct QuotaRequest {
+        /// Most bytes of objects.
+        pub max_bytes: Option<u64>,
+        /// Most objects.
+        pub max_objects: Option<u64>,
+    }
+
+    /// `GET /admin/v1/gc`, `POST /admin/v1/gc/run`: every node's collector.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct GcStatus {
+        /// `collecting` (some node is in a pass) or `idle`.
+        pub state: String,
+        /// The grace period, seconds (the largest any node reports).
+        pub grace_s: u64,
+        /// Chunks deleted since the nodes started, all nodes.
+        pub chunks_deleted: u64,
+        /// Of which orphans.
+        pub orphans_deleted: u64,
+        /// Bytes they took in shards.
+        pub bytes_freed: u64,
+        /// Chunks waiting for the grace, and their bytes.
+        pub waiting_chunks: u64,
+        /// See `waiting_chunks`.
+        pub waiting_bytes: u64,
+        /// Drop records not yet processed.
+        pub pending_drops: u64,
+        /// Nodes that did not answer.
+        pub unreachable: Vec<NodeId>,
+        /// Each node's own report.
+        pub nodes: Vec<(NodeId, super::GcReport)>,
+    }
+
     /// `POST /admin/v1/buckets`.
     #[derive(Debug, Clone, Serialize, Deserialize)]
     pub struct CreateBucketRequest {
@@ -605,4 +683,49 @@ pub mod admin {
         /// Human message.
         pub message: String,
     }
+}
+
+/// A node's garbage collector (`GET /v1/gc`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GcReport {
+    /// `idle` or `collecting`.
+    pub state: String,
+    /// The grace period, seconds.
+    pub grace_s: u64,
+    /// Passes finished since the node started.
+    pub passes: u64,
+    /// The pass the last `gc run` asked for (finished once `passes` reaches
+    /// it).
+    pub requested: u64,
+    /// When the last finished pass started and ended, ms since the epoch
+    /// (0: none yet).
+    pub last_started_ms: u64,
+    /// See `last_started_ms`.
+    pub last_finished_ms: u64,
+    /// Whether the last finished pass did all it found to do (every
+    /// holder answered, every command committed).
+    pub last_complete: bool,
+    /// Chunks deleted from their holders since start (orphans included).
+    pub chunks_deleted: u64,
+    /// Of which orphans (shards no reference ever covered).
+    pub orphans_deleted: u64,
+    /// Shard deletions holders confirmed.
+    pub shards_deleted: u64,
+    /// Bytes those chunks took in shards (orphans not counted).
+    pub bytes_freed: u64,
+    /// References removed since start: of object versions and parts that
+    /// went away, and of writes that never committed.
+    pub refs_removed: u64,
+    /// References the audit saw committed.
+    pub refs_confirmed: u64,
+    /// Writes whose intent expired (their writer stopped) that the audit
+    /// cancelled.
+    pub writes_cancelled: u64,
+    /// In the groups this node leads, at the last pass: chunks without
+    /// references waiting for the grace, and their bytes.
+    pub waiting_chunks: u64,
+    /// See `waiting_chunks`.
+    pub waiting_bytes: u64,
+    /// Drop records not yet processed in the groups this node leads.
+    pub pending_drops: u64,
 }

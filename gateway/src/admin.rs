@@ -12,17 +12,15 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use cairn::codec::ErasureProfile;
 use cairn::command::{Command, Outcome};
 use cairn::id::NodeId;
 use cairn::layout::{DEFAULT_METADATA_GROUPS, Layout, NodeInfo, PlacementTable};
-use cairn::record::{AccessKeyRecord, BucketRecord, GroupId, Table};
+use cairn::record::{AccessKeyRecord, BucketRecord, BucketStats, GroupId, GroupStats, Table, keys};
 use cairn::rpc::admin::*;
-use cairn::rpc::{
-    ListItem, Liveness, MAX_SCAN_LIMIT, PeerView, RepairReport, RepairThrottle, StagedLayout,
-};
+use cairn::rpc::{Liveness, PeerView, RepairReport, RepairThrottle, StagedLayout};
 use cairn_node::table::client::MapSource;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -116,7 +114,13 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             "/_cairn/admin/v1/buckets",
             get(list_buckets).post(create_bucket),
         )
-        .route("/_cairn/admin/v1/buckets/{name}", delete(delete_bucket))
+        .route(
+            "/_cairn/admin/v1/buckets/{name}",
+            get(bucket_usage).delete(delete_bucket),
+        )
+        .route("/_cairn/admin/v1/buckets/{name}/quota", put(set_quota))
+        .route("/_cairn/admin/v1/gc", get(gc_status))
+        .route("/_cairn/admin/v1/gc/run", post(gc_run))
         .route("/_cairn/admin/v1/buckets/{name}/allow", post(allow_bucket))
         .route_layer(middleware::from_fn_with_state(gw.clone(), require_token));
     Router::new()
@@ -179,33 +183,34 @@ async fn discover(gw: &Gateway) -> Vec<DiscoveredNode> {
         .collect()
 }
 
-/// Sum of object counts and sizes over every bucket (a listing of each).
-async fn object_totals(gw: &Gateway) -> crate::error::Result<(u64, u64)> {
-    let buckets = crate::s3::bucket::all_buckets(gw)
-        .await
-        .map_err(crate::error::Error::S3)?;
-    let (mut objects, mut bytes) = (0u64, 0u64);
-    for b in buckets {
-        let mut after: Option<String> = None;
-        loop {
-            let (items, more) = gw
-                .meta
-                .client
-                .list_objects(b.id, "", None, after.as_deref(), MAX_SCAN_LIMIT)
-                .await?;
-            for item in items {
-                if let ListItem::Object(e) = item {
-                    objects += 1;
-                    bytes += e.size;
-                    after = Some(e.key);
-                }
+/// The data groups' counters, summed (one read per group); and how many
+/// groups did not answer.
+async fn group_totals(gw: &Gateway, groups: u32) -> (GroupStats, u32) {
+    let reads = (1..=groups).map(|g| async move {
+        gw.meta
+            .client
+            .get::<GroupStats>(GroupId(g), &keys::group_stats())
+            .await
+    });
+    let mut total = GroupStats::default();
+    let mut unread = 0;
+    for r in futures::future::join_all(reads).await {
+        match r {
+            Ok(s) => {
+                let s = s.unwrap_or_default();
+                total.objects += s.objects;
+                total.bytes += s.bytes;
+                total.uploads += s.uploads;
+                total.upload_bytes += s.upload_bytes;
+                total.chunks += s.chunks;
+                total.stored_bytes += s.stored_bytes;
+                total.unreferenced_chunks += s.unreferenced_chunks;
+                total.unreferenced_bytes += s.unreferenced_bytes;
             }
-            if !more {
-                break;
-            }
+            Err(_) => unread += 1,
         }
     }
-    Ok((objects, bytes))
+    (total, unread)
 }
 
 async fn status(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<ClusterStatus>> {
@@ -240,17 +245,23 @@ async fn status(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<ClusterStatu
             stats,
         });
     }
-    let (objects, object_bytes) = if layout.is_some() {
-        object_totals(&gw).await.unwrap_or((0, 0))
-    } else {
-        (0, 0)
+    let (totals, groups_unread) = match &layout {
+        Some(l) => group_totals(&gw, l.metadata_groups()).await,
+        None => (GroupStats::default(), 0),
     };
     Ok(Json(ClusterStatus {
         layout,
         nodes,
-        objects,
-        object_bytes,
+        objects: totals.objects,
+        object_bytes: totals.bytes,
+        uploads: totals.uploads,
+        upload_bytes: totals.upload_bytes,
+        chunks: totals.chunks,
+        stored_bytes: totals.stored_bytes,
+        garbage_chunks: totals.unreferenced_chunks,
+        garbage_bytes: totals.unreferenced_bytes,
         shard_bytes,
+        groups_unread,
     }))
 }
 
@@ -1014,6 +1025,107 @@ async fn delete_bucket(
     let bucket = gw.meta.bucket(&name).await?.ok_or_else(no_such_bucket)?;
     bucket_admin::delete_checked(&gw, &bucket).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /admin/v1/buckets/{name}`.
+async fn bucket_usage(
+    State(gw): State<Arc<Gateway>>,
+    Path(name): Path<String>,
+) -> AdminResult<Json<BucketUsage>> {
+    let bucket = gw.meta.bucket(&name).await?.ok_or_else(no_such_bucket)?;
+    let group = gw.meta.client.bucket_group(bucket.id)?;
+    let stats: BucketStats = gw
+        .meta
+        .client
+        .get(group, &keys::bucket_stats(bucket.id))
+        .await?
+        .unwrap_or_default();
+    Ok(Json(BucketUsage {
+        name: bucket.name,
+        owner: bucket.owner,
+        objects: stats.objects,
+        bytes: stats.bytes,
+        uploads: stats.uploads,
+        upload_bytes: stats.upload_bytes,
+        max_bytes: stats.max_bytes,
+        max_objects: stats.max_objects,
+    }))
+}
+
+/// `PUT /admin/v1/buckets/{name}/quota`.
+async fn set_quota(
+    State(gw): State<Arc<Gateway>>,
+    Path(name): Path<String>,
+    Json(req): Json<QuotaRequest>,
+) -> AdminResult<Json<BucketUsage>> {
+    let bucket = gw.meta.bucket(&name).await?.ok_or_else(no_such_bucket)?;
+    let set = Command::SetQuota {
+        bucket: bucket.id,
+        max_bytes: req.max_bytes,
+        max_objects: req.max_objects,
+    };
+    match gw.meta.data(set).await? {
+        Outcome::Ok => bucket_usage(State(gw), Path(name)).await,
+        _ => Err(no_such_bucket()),
+    }
+}
+
+/// `GET /admin/v1/gc`.
+async fn gc_status(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<GcStatus>> {
+    gc_on_all(&gw, false).await
+}
+
+/// `POST /admin/v1/gc/run`: a pass on every node of the map.
+async fn gc_run(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<GcStatus>> {
+    gc_on_all(&gw, true).await
+}
+
+async fn gc_on_all(gw: &Gateway, run: bool) -> AdminResult<Json<GcStatus>> {
+    gw.cluster.refresh().await;
+    let map = gw.cluster.map().ok_or_else(|| {
+        AdminFailure::new(StatusCode::CONFLICT, "NoLayout", "no layout applied yet")
+    })?;
+    let client = &gw.cluster.client;
+    let answers = futures::future::join_all(map.nodes.iter().map(|n| async move {
+        let r = if run {
+            client.rpc_gc_run(&n.addr).await
+        } else {
+            client.rpc_gc_report(&n.addr).await
+        };
+        (n.id, r)
+    }))
+    .await;
+    let mut status = GcStatus {
+        state: "idle".into(),
+        grace_s: 0,
+        chunks_deleted: 0,
+        orphans_deleted: 0,
+        bytes_freed: 0,
+        waiting_chunks: 0,
+        waiting_bytes: 0,
+        pending_drops: 0,
+        unreachable: Vec::new(),
+        nodes: Vec::new(),
+    };
+    for (id, r) in answers {
+        match r {
+            Ok(r) => {
+                if r.state == "collecting" {
+                    status.state = "collecting".into();
+                }
+                status.grace_s = status.grace_s.max(r.grace_s);
+                status.chunks_deleted += r.chunks_deleted;
+                status.orphans_deleted += r.orphans_deleted;
+                status.bytes_freed += r.bytes_freed;
+                status.waiting_chunks += r.waiting_chunks;
+                status.waiting_bytes += r.waiting_bytes;
+                status.pending_drops += r.pending_drops;
+                status.nodes.push((id, r));
+            }
+            Err(_) => status.unreachable.push(id),
+        }
+    }
+    Ok(Json(status))
 }
 
 async fn allow_bucket(

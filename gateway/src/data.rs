@@ -10,10 +10,13 @@ use crate::cluster::Cluster;
 use crate::config::{GET_PREFETCH_CHUNKS, PUT_PIPELINE_DEPTH};
 use crate::error::{Error, Result};
 use crate::meta::Meta;
+use crate::refs::WriteSession;
 use bytes::{Bytes, BytesMut};
 use cairn::codec::ErasureProfile;
 use cairn::id::ChunkId;
-use cairn::record::{BucketId, ChunkRef, ObjectData, PartRecord, Segment, SegmentChunks, keys};
+use cairn::record::{
+    BucketId, ChunkRef, ObjectData, PartRecord, Referrer, Segment, SegmentChunks, keys,
+};
 use cairn_node::chunks::{codec_for, read_chunk, store_chunk};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
@@ -32,6 +35,25 @@ pub struct Written {
     pub md5: [u8; 16],
     /// The additional checksum, when one was requested.
     pub checksum: Option<(Algorithm, Vec<u8>)>,
+    /// The chunk references the write took (`None`: no chunks stored).
+    pub session: Option<Arc<WriteSession>>,
+}
+
+impl Written {
+    /// Call before sending the commit that makes these bytes an object's
+    /// or a part's.
+    pub fn committing(&self) {
+        if let Some(s) = &self.session {
+            s.committing();
+        }
+    }
+
+    /// Call with the commit's result.
+    pub fn settle(&self, result: &Result<cairn::command::Outcome>) {
+        if let Some(s) = &self.session {
+            s.settle(result);
+        }
+    }
 }
 
 /// How to store one body.
@@ -127,9 +149,15 @@ impl DataPath {
     }
 
     /// Consume `body`, storing it as chunks (or inline when small and
-    /// `allow_inline`). Fails with `EntityTooLarge` past `max_len` bytes.
-    /// Nothing is visible to readers until the caller commits a manifest.
-    pub async fn write<S, E>(&self, mut body: S, opts: WriteOptions) -> Result<Written>
+    /// `allow_inline`), referenced by `owner` (its referrer and object
+    /// key). Fails with `EntityTooLarge` past `max_len` bytes. Nothing is
+    /// visible to readers until the caller commits a manifest.
+    pub async fn write<S, E>(
+        &self,
+        mut body: S,
+        opts: WriteOptions,
+        owner: (Referrer, &str),
+    ) -> Result<Written>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -156,6 +184,7 @@ impl DataPath {
         let mut profile: Option<ErasureProfile> = None;
         let mut total: u64 = 0;
         let mut first = true;
+        let mut session: Option<Arc<WriteSession>> = None;
         let abort_all = |inflight: &mut VecDeque<tokio::task::JoinHandle<Result<()>>>| {
             for t in inflight.drain(..) {
                 t.abort();
@@ -197,7 +226,7 @@ impl DataPath {
             let chunk = buf.freeze();
             if first && ended && allow_inline && chunk.len() <= self.inline_threshold {
                 hashes.update(&chunk);
-                return Ok(finish(hashes, WrittenData::Inline(chunk.to_vec())));
+                return Ok(finish(hashes, WrittenData::Inline(chunk.to_vec()), None));
             }
             first = false;
             if chunk.is_empty() {
@@ -206,6 +235,11 @@ impl DataPath {
             if slot.is_none() {
                 slot = Some(self.transfer_slot()?);
             }
+            if session.is_none() {
+                session =
+                    Some(WriteSession::begin(self.meta.clone(), owner.0.clone(), owner.1).await?);
+            }
+            let refs = session.clone().expect("begun above");
             let placement = self.cluster.placement()?;
             let p = *profile.get_or_insert(placement.layout.profile);
             let codec = codec_for(p)?;
@@ -221,9 +255,13 @@ impl DataPath {
                 len: chunk.len() as u32,
             });
             let cluster = self.cluster.clone();
-            // Shards that did not land are rebuilt by their nodes' repair
-            // workers, which find every chunk short of shards.
+            let stored = p.stored_len(chunk.len());
+            // The reference comes first: from then on the chunk cannot be
+            // deleted, so the shards stored next stay. Shards that did not
+            // land are rebuilt by their nodes' repair workers, which find
+            // every chunk short of shards.
             inflight.push_back(tokio::spawn(async move {
+                refs.reference(vec![(id, stored)], false).await?;
                 store_chunk(&cluster.client, &placement, codec, id, chunk).await?;
                 Ok(())
             }));
@@ -244,7 +282,11 @@ impl DataPath {
                 return Err(e);
             }
         }
-        Ok(finish(hashes, WrittenData::Chunks { profile, chunks }))
+        Ok(finish(
+            hashes,
+            WrittenData::Chunks { profile, chunks },
+            session,
+        ))
     }
 
     /// The bytes `range` of an object of `bucket`, as a stream of verified
@@ -372,7 +414,7 @@ fn chunk_slices(chunks: Vec<ChunkRef>, within: Range<u64>) -> Vec<(ChunkRef, Ran
     out
 }
 
-fn finish(hashes: BodyHashes, data: WrittenData) -> Written {
+fn finish(hashes: BodyHashes, data: WrittenData, session: Option<Arc<WriteSession>>) -> Written {
     let size = hashes.len;
     let md5: [u8; 16] = hashes.md5.finalize().into();
     let checksum = hashes.checksum.map(|(a, h)| (a, h.finish()));
@@ -381,6 +423,7 @@ fn finish(hashes: BodyHashes, data: WrittenData) -> Written {
         size,
         md5,
         checksum,
+        session,
     }
 }
 

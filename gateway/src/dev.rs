@@ -88,6 +88,13 @@ pub async fn run(
             fsync: true,
             read_barrier: cairn_node::table::ReadBarrier::Lease,
             down_out_after: cairn_node::config::DEFAULT_DOWN_OUT_AFTER,
+            gc_grace: std::env::var("CAIRN_GC_GRACE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map_or(
+                    cairn_node::config::DEFAULT_GC_GRACE,
+                    std::time::Duration::from_secs,
+                ),
         };
         let node = Node::open(&config, metrics.clone())
             .await

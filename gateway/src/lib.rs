@@ -17,6 +17,7 @@ pub mod error;
 pub mod framing;
 pub mod host;
 pub mod meta;
+pub mod refs;
 pub mod request_log;
 pub mod s3;
 pub mod server;

@@ -353,6 +353,26 @@ impl NodeClient {
         .await
     }
 
+    /// A node's garbage collector report.
+    pub async fn rpc_gc_report(&self, addr: &str) -> Result<cairn::rpc::GcReport> {
+        self.control(
+            addr,
+            reqwest::Method::GET,
+            "/v1/gc",
+            None,
+            "gc report",
+            Kind::Probe,
+        )
+        .await
+    }
+
+    /// Start a collector pass on a node; its report, whose `requested` is
+    /// the pass to wait for.
+    pub async fn rpc_gc_run(&self, addr: &str) -> Result<cairn::rpc::GcReport> {
+        self.post_control(addr, "/v1/gc/run", Vec::new(), "gc report", CONTROL_TIMEOUT)
+            .await
+    }
+
     /// A node's scrubber report.
     pub async fn rpc_scrub_report(&self, addr: &str) -> Result<cairn::rpc::ScrubReport> {
         self.control(

@@ -22,12 +22,22 @@ pub struct NodeConfig {
     /// rebuilds its shards elsewhere (acted on by the node leading the
     /// system group).
     pub down_out_after: std::time::Duration,
+    /// How long a chunk stays after its last reference went (and how old an
+    /// unreferenced shard must be) before the collector deletes it.
+    pub gc_grace: std::time::Duration,
 }
 
 /// Default of [`NodeConfig::down_out_after`]: 600 s, as Ceph's
 /// `mon_osd_down_out_interval`: long enough for a reboot or a process
 /// restart, short enough that a second loss is unlikely meanwhile.
 pub const DEFAULT_DOWN_OUT_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Default of [`NodeConfig::gc_grace`]: one hour. A GET that read an
+/// object's manifest before the object was deleted or overwritten keeps
+/// reading its chunks; an hour lets a 5 GiB object stream at 1.5 MB/s. The
+/// safety of a chunk a live object uses does not rest on it (see
+/// `docs/design/gc.md`).
+pub const DEFAULT_GC_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl NodeConfig {
     /// Check the configuration once, at start.

@@ -16,6 +16,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod gc;
 pub mod liveness;
 pub mod logging;
 pub mod repair;

@@ -29,6 +29,10 @@ struct Args {
     /// rebuilt elsewhere (default 600).
     #[arg(long, env = "CAIRN_DOWN_OUT_AFTER", default_value_t = 600)]
     down_out_after: u64,
+    /// Seconds a chunk is kept after its last reference went, before the
+    /// garbage collector deletes it (default 3600).
+    #[arg(long, env = "CAIRN_GC_GRACE", default_value_t = 3600)]
+    gc_grace: u64,
     /// RPC addresses of nodes of the cluster to join (comma-separated):
     /// until the layout includes it, this node makes itself known to them,
     /// so `cairn layout show` lists it for `layout assign`.
@@ -72,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
         fsync: true,
         read_barrier: args.read_barrier.into(),
         down_out_after: std::time::Duration::from_secs(args.down_out_after),
+        gc_grace: std::time::Duration::from_secs(args.gc_grace),
     };
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()

@@ -73,6 +73,8 @@ pub struct Node {
     pub repair: Arc<crate::repair::Repair>,
     /// The scrubber.
     pub scrub: Arc<crate::scrub::Scrub>,
+    /// The garbage collector.
+    pub gc: Arc<crate::gc::Gc>,
     data_dir: std::path::PathBuf,
     /// How long a node must be down before it is marked out.
     pub down_out_after: std::time::Duration,
@@ -129,6 +131,13 @@ impl Node {
         repair.spawn();
         let scrub = crate::scrub::Scrub::new(db.clone(), shards.clone(), repair.clone());
         scrub.spawn();
+        let gc = crate::gc::Gc::new(
+            shards.clone(),
+            Arc::downgrade(&tables),
+            NodeClient::new(&config.cluster_secret),
+            config.gc_grace,
+        );
+        gc.spawn();
         let node = Arc::new(Self {
             id,
             db,
@@ -141,6 +150,7 @@ impl Node {
             shard_transfers,
             repair,
             scrub,
+            gc,
             data_dir: config.data_dir.clone(),
             down_out_after: config.down_out_after,
         });
@@ -447,6 +457,15 @@ async fn scrub_action(
     Ok(encoded(&node.scrub.report()))
 }
 
+async fn gc_report(State(node): State<Arc<Node>>) -> Response {
+    encoded(&node.gc.report())
+}
+
+async fn gc_run(State(node): State<Arc<Node>>) -> Response {
+    node.gc.request();
+    encoded(&node.gc.report())
+}
+
 async fn repair_report(State(node): State<Arc<Node>>) -> Response {
     encoded(&node.repair.report())
 }
@@ -659,6 +678,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/peer/hello", post(hello))
         .route("/v1/candidates", get(candidates))
         .route("/v1/repair", get(repair_report))
+        .route("/v1/gc", get(gc_report))
+        .route("/v1/gc/run", post(gc_run))
         .route("/v1/scrub", get(scrub_report))
         .route("/v1/scrub/{action}", post(scrub_action))
         .route("/v1/repair/throttle", post(repair_throttle))

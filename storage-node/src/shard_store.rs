@@ -43,6 +43,9 @@ pub struct ShardEntry {
     /// The chunk's geometry (`None` for shards written before files
     /// carried it).
     pub geometry: Option<ShardGeometry>,
+    /// When it was written, ms since the epoch (0: before the index
+    /// recorded it).
+    pub written_ms: u64,
 }
 
 impl ShardEntry {
@@ -114,6 +117,12 @@ fn geometry_of(b: &[u8]) -> Option<ShardGeometry> {
         },
         u64::from_le_bytes(b[3..11].try_into().expect("8 bytes")),
     ))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The index key of a shard: `chunk id ++ index`.
@@ -275,11 +284,12 @@ impl ShardStore for FileShardStore {
             let _ = std::fs::remove_file(&tmp);
             return Err(e.into());
         }
-        let mut value = Vec::with_capacity(52);
+        let mut value = Vec::with_capacity(60);
         value.push(SHARD_FORMAT_VERSION);
         value.extend_from_slice(&(data.len() as u64).to_le_bytes());
         value.extend_from_slice(&shard_checksum(data));
         value.extend_from_slice(&geometry_bytes(geometry));
+        value.extend_from_slice(&now_ms().to_le_bytes());
         let cf = self.db.cf_handle(CF_SHARDS).expect("shards column family");
         self.db.put_cf_opt(
             &cf,
@@ -350,6 +360,9 @@ impl ShardStore for FileShardStore {
                 index: k[32],
                 len: u64::from_le_bytes(v[1..9].try_into().expect("8 bytes")),
                 geometry: (v[0] >= 2).then(|| geometry_of(&v[41..])).flatten(),
+                written_ms: v
+                    .get(52..60)
+                    .map_or(0, |t| u64::from_le_bytes(t.try_into().expect("8 bytes"))),
             });
         }
         Ok(out)

@@ -34,6 +34,7 @@ async fn start_node() -> TestNode {
         fsync: true,
         read_barrier: ReadBarrier::Lease,
         down_out_after: cairn_node::config::DEFAULT_DOWN_OUT_AFTER,
+        gc_grace: cairn_node::config::DEFAULT_GC_GRACE,
     };
     let node = Node::open(&config, None).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

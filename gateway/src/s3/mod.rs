@@ -79,6 +79,16 @@ pub(crate) fn outcome(o: Outcome) -> S3Result<()> {
             "The bucket you tried to delete is not empty"
         ),
         Outcome::NoSuchAccessKey => s3_error!(InvalidArgument, "No such access key."),
+        Outcome::QuotaExceeded => quota_exceeded(),
+        Outcome::ChunkBusy => s3_error!(SlowDown, "Please reduce your request rate."),
+        Outcome::ChunkGone => s3_error!(NoSuchKey, "The specified key does not exist."),
+        Outcome::WriteExpired | Outcome::NoSuchWrite | Outcome::Chunks(_) => {
+            crate::request_log::note_cause(format!("write not committed: {o:?}"));
+            s3_error!(
+                InternalError,
+                "We encountered an internal error. Please try again."
+            )
+        }
         Outcome::ClusterMapConflict { .. } => s3_error!(
             OperationAborted,
             "A conflicting conditional operation is currently in progress against this resource. Please try again."
@@ -91,6 +101,17 @@ pub(crate) fn outcome(o: Outcome) -> S3Result<()> {
             )
         }
     })
+}
+
+/// `403 QuotaExceeded`: S3 has no quotas, so the code is Cairn's own (the
+/// one Ceph's RADOS Gateway uses for the same refusal).
+pub(crate) fn quota_exceeded() -> s3s::S3Error {
+    let mut e = s3s::S3Error::with_message(
+        s3s::S3ErrorCode::Custom("QuotaExceeded".into()),
+        "The bucket's quota does not allow this write.",
+    );
+    e.set_status_code(http::StatusCode::FORBIDDEN);
+    e
 }
 
 /// An S3 timestamp from ms since the epoch.

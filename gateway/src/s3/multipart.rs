@@ -4,15 +4,15 @@
 use super::object::{
     ChecksumFields, checksum_fields, copy_source, etag, standard_headers, write_condition,
 };
-use super::upload::{checksum_request, receive};
+use super::upload::{BodyLimits, checksum_request, receive};
 use super::{authorized_bucket, caller, now_ms, outcome, timestamp};
 use crate::checksum::{self, Algorithm};
 use crate::data::WrittenData;
 use crate::state::Gateway;
 use cairn::command::{Command, CompletedPart as Completed};
 use cairn::record::{
-    self, BucketRecord, ChecksumKind, GroupId, ObjectData, ObjectEntry, PartRecord, Segment,
-    SegmentChunks, StoredChecksum, Table, UploadRecord, VersionId, keys,
+    self, BucketRecord, ChecksumKind, GroupId, ObjectData, ObjectEntry, PartRecord, Referrer,
+    Segment, SegmentChunks, StoredChecksum, Table, UploadRecord, VersionId, keys,
 };
 use md5::{Digest, Md5};
 use s3s::dto::*;
@@ -174,26 +174,22 @@ pub(super) async fn upload_part(
         ));
     }
     upload_record(gw, &bucket, &input.key, &input.upload_id).await?;
+    let referrer = part_referrer(&bucket, &input.upload_id, input.part_number);
     let (written, checksum) = receive(
         gw,
         input.body,
         &request,
         trailers.as_ref(),
-        MAX_PART_SIZE_BYTES,
-        false,
-        input.content_length.map(|l| l.max(0) as u64),
+        BodyLimits {
+            max_len: MAX_PART_SIZE_BYTES,
+            allow_inline: false,
+            size_hint: input.content_length.map(|l| l.max(0) as u64),
+        },
+        (referrer.clone(), &input.key),
     )
     .await?;
-    let (etag_hex, _, f) = commit_part(
-        gw,
-        &bucket,
-        &input.key,
-        &input.upload_id,
-        input.part_number,
-        written,
-        checksum,
-    )
-    .await?;
+    let (etag_hex, _, f) =
+        commit_part(gw, &bucket, &input.key, &referrer, written, checksum).await?;
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(etag(&etag_hex)),
         checksum_crc32: f.crc32,
@@ -205,24 +201,44 @@ pub(super) async fn upload_part(
     }))
 }
 
+/// The referrer of a part upload: a new writer id for every upload of it.
+fn part_referrer(bucket: &BucketRecord, upload_id: &str, part_number: i32) -> Referrer {
+    Referrer::Part {
+        bucket: bucket.id,
+        upload_id: upload_id.to_owned(),
+        part_number: part_number as u32,
+        version: VersionId(rand::random()),
+    }
+}
+
 /// Record an uploaded part (if its upload still exists); returns its ETag,
 /// time and checksum fields.
 async fn commit_part(
     gw: &Gateway,
     bucket: &BucketRecord,
     key: &str,
-    upload_id: &str,
-    part_number: i32,
+    referrer: &Referrer,
     written: crate::data::Written,
     checksum: Option<StoredChecksum>,
 ) -> S3Result<(String, u64, ChecksumFields)> {
+    let Referrer::Part {
+        upload_id,
+        part_number,
+        version,
+        ..
+    } = referrer
+    else {
+        unreachable!("parts are committed with a part referrer")
+    };
+    let session = written.session.clone();
     let etag_hex = hex::encode(written.md5);
     let (profile, chunks) = match written.data {
         WrittenData::Chunks { profile, chunks } => (profile, chunks),
         WrittenData::Inline(_) => unreachable!("parts are written with allow_inline = false"),
     };
     let rec = PartRecord {
-        part_number: part_number as u32,
+        version: *version,
+        part_number: *part_number,
         size: written.size,
         etag: etag_hex.clone(),
         last_modified_ms: now_ms(),
@@ -232,16 +248,13 @@ async fn commit_part(
     };
     let last_modified_ms = rec.last_modified_ms;
     let checksum = rec.checksum.clone();
-    outcome(
-        gw.meta
-            .data(Command::PutPart {
-                bucket: bucket.id,
-                key: key.to_owned(),
-                upload_id: upload_id.to_owned(),
-                record: rec,
-            })
-            .await?,
-    )?;
+    let commit = Command::PutPart {
+        bucket: bucket.id,
+        key: key.to_owned(),
+        upload_id: upload_id.to_owned(),
+        record: rec,
+    };
+    outcome(super::object::commit_written(gw, session.as_deref(), commit).await?)?;
     Ok((
         etag_hex,
         last_modified_ms,
@@ -317,6 +330,7 @@ pub(super) async fn upload_part_copy(
         .and_then(Algorithm::parse);
     let range_len = range.end - range.start;
     let body = gw.data.read_range(src_bucket.id, &src.data, range).await?;
+    let referrer = part_referrer(&bucket, &input.upload_id, input.part_number);
     let written = gw
         .data
         .write(
@@ -327,6 +341,7 @@ pub(super) async fn upload_part_copy(
                 allow_inline: false,
                 size_hint: Some(range_len),
             },
+            (referrer.clone(), &input.key),
         )
         .await?;
     let checksum = written.checksum.as_ref().map(|(a, raw)| StoredChecksum {
@@ -334,16 +349,8 @@ pub(super) async fn upload_part_copy(
         value: checksum::b64(raw),
         kind: ChecksumKind::FullObject,
     });
-    let (etag_hex, last_modified_ms, f) = commit_part(
-        gw,
-        &bucket,
-        &input.key,
-        &input.upload_id,
-        input.part_number,
-        written,
-        checksum,
-    )
-    .await?;
+    let (etag_hex, last_modified_ms, f) =
+        commit_part(gw, &bucket, &input.key, &referrer, written, checksum).await?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(etag(&etag_hex)),

@@ -1,15 +1,16 @@
 //! Object operations: PutObject, GetObject, HeadObject, DeleteObject(s),
 //! CopyObject.
 
-use super::upload::{checksum_request, receive};
+use super::upload::{BodyLimits, checksum_request, receive};
 use super::{authorized_bucket, caller, now_ms, outcome, timestamp};
 use crate::config::MAX_PUT_OBJECT_BYTES;
+use crate::refs::WriteSession;
 use crate::state::Gateway;
 use bytes::Bytes;
 use cairn::command::{Command, Condition, Deletion, Outcome};
 use cairn::record::{
-    BucketRecord, ChecksumKind, ObjectData, ObjectEntry, Segment, SegmentChunks, StoredChecksum,
-    VersionId, keys,
+    BucketRecord, ChecksumKind, ObjectData, ObjectEntry, Referrer, Segment, SegmentChunks,
+    StoredChecksum, VersionId, keys,
 };
 use futures::Stream;
 use futures::stream::BoxStream;
@@ -232,20 +233,30 @@ pub(super) async fn put(
         input.expires.as_ref(),
         input.metadata,
     )?;
+    let version = VersionId(rand::random());
+    let referrer = Referrer::Object {
+        bucket: bucket.id,
+        key: input.key.clone(),
+        version,
+    };
     let (written, checksum) = receive(
         gw,
         input.body,
         &request,
         trailers.as_ref(),
-        MAX_PUT_OBJECT_BYTES,
-        true,
-        input.content_length.map(|l| l.max(0) as u64),
+        BodyLimits {
+            max_len: MAX_PUT_OBJECT_BYTES,
+            allow_inline: true,
+            size_hint: input.content_length.map(|l| l.max(0) as u64),
+        },
+        (referrer, &input.key),
     )
     .await?;
     let etag_hex = hex::encode(written.md5);
     let size = written.size;
+    let session = written.session.clone();
     let entry = ObjectEntry {
-        version: VersionId(rand::random()),
+        version,
         size,
         etag: etag_hex.clone(),
         last_modified_ms: now_ms(),
@@ -257,16 +268,13 @@ pub(super) async fn put(
         data: written.data.into_object_data(size),
     };
     // The object becomes visible here, if the condition still holds now.
-    outcome(
-        gw.meta
-            .data(Command::PutObject {
-                bucket: bucket.id,
-                key: input.key,
-                entry,
-                condition,
-            })
-            .await?,
-    )?;
+    let commit = Command::PutObject {
+        bucket: bucket.id,
+        key: input.key,
+        entry,
+        condition,
+    };
+    outcome(commit_written(gw, session.as_deref(), commit).await?)?;
     let f = checksum_fields(checksum.as_ref());
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&etag_hex)),
@@ -279,6 +287,23 @@ pub(super) async fn put(
         size: Some(size as i64),
         ..Default::default()
     }))
+}
+
+/// Send the commit of a write that took chunk references, telling its
+/// session how it went (so that a failed write's references go at once).
+pub(crate) async fn commit_written(
+    gw: &Gateway,
+    session: Option<&WriteSession>,
+    commit: Command,
+) -> S3Result<Outcome> {
+    if let Some(s) = session {
+        s.committing();
+    }
+    let result = gw.meta.data(commit).await;
+    if let Some(s) = session {
+        s.settle(&result);
+    }
+    Ok(result?)
 }
 
 /// Evaluate If-Match, If-None-Match, If-Modified-Since and
@@ -720,6 +745,11 @@ pub(super) async fn copy(
     }
     let mut rec = src.clone();
     rec.version = VersionId(rand::random());
+    let referrer = Referrer::Object {
+        bucket: bucket.id,
+        key: input.key.clone(),
+        version: rec.version,
+    };
     rec.last_modified_ms = now_ms();
     // The copy shares the source's chunks (content addressing makes that
     // free) but owns its chunk list: the source's parts go with the source.
@@ -751,16 +781,36 @@ pub(super) async fn copy(
         rec.headers = std.headers;
         rec.user_metadata = std.user_metadata;
     }
-    outcome(
-        gw.meta
-            .data(Command::PutObject {
-                bucket: bucket.id,
-                key: input.key,
-                entry: rec.clone(),
-                condition,
+    // The copy references the source's chunks before it commits; a chunk
+    // the collector already took means the source is gone.
+    let chunks: Vec<(cairn::id::ChunkId, u64)> = match &rec.data {
+        ObjectData::Chunks {
+            profile, segments, ..
+        } => segments
+            .iter()
+            .filter_map(|s| match &s.chunks {
+                SegmentChunks::Here(c) => Some(c),
+                SegmentChunks::Part { .. } => None,
             })
-            .await?,
-    )?;
+            .flatten()
+            .map(|c| (c.id, profile.stored_len(c.len as usize)))
+            .collect(),
+        ObjectData::Inline(_) => Vec::new(),
+    };
+    let session = if chunks.is_empty() {
+        None
+    } else {
+        let s = WriteSession::begin(gw.meta.clone(), referrer, &input.key).await?;
+        s.reference_all(&chunks, true).await?;
+        Some(s)
+    };
+    let commit = Command::PutObject {
+        bucket: bucket.id,
+        key: input.key,
+        entry: rec.clone(),
+        condition,
+    };
+    outcome(commit_written(gw, session.as_deref(), commit).await?)?;
     let f = checksum_fields(rec.checksum.as_ref());
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {

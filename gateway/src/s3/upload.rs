@@ -5,7 +5,7 @@
 use crate::checksum::{self, Algorithm};
 use crate::data::{WriteOptions, Written};
 use crate::state::Gateway;
-use cairn::record::{ChecksumKind, StoredChecksum};
+use cairn::record::{ChecksumKind, Referrer, StoredChecksum};
 use http::HeaderMap;
 use s3s::dto::StreamingBlob;
 use s3s::{S3Result, TrailingHeaders, s3_error};
@@ -102,29 +102,37 @@ pub(crate) fn checksum_request(headers: &HeaderMap) -> S3Result<ChecksumRequest>
     })
 }
 
+/// Limits of one body: refused past `max_len` bytes; may be inline when
+/// small and `allow_inline`; `size_hint` is the announced length.
+pub(crate) struct BodyLimits {
+    pub max_len: u64,
+    pub allow_inline: bool,
+    pub size_hint: Option<u64>,
+}
+
 /// Stream `body` into the data path, then verify Content-MD5 and the
 /// additional checksum (header or trailer). On any mismatch nothing is
-/// committed (the chunks written become garbage for the collector).
+/// committed (the references the write took are removed and its chunks
+/// become garbage for the collector).
 pub(crate) async fn receive(
     gw: &Gateway,
     body: Option<StreamingBlob>,
     request: &ChecksumRequest,
     trailers: Option<&TrailingHeaders>,
-    max_len: u64,
-    allow_inline: bool,
-    size_hint: Option<u64>,
+    limits: BodyLimits,
+    owner: (Referrer, &str),
 ) -> S3Result<(Written, Option<StoredChecksum>)> {
     let opts = WriteOptions {
         algorithm: request.algorithm,
-        max_len,
-        allow_inline,
-        size_hint,
+        max_len: limits.max_len,
+        allow_inline: limits.allow_inline,
+        size_hint: limits.size_hint,
     };
     let written = match body {
-        Some(body) => gw.data.write(body, opts).await?,
+        Some(body) => gw.data.write(body, opts, owner).await?,
         None => {
             let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
-            gw.data.write(empty, opts).await?
+            gw.data.write(empty, opts, owner).await?
         }
     };
     if let Some(md5) = request.content_md5

@@ -56,6 +56,21 @@ enum Command {
     /// Verify every shard on disk; corrupt ones are rebuilt.
     #[command(subcommand)]
     Scrub(ScrubCommand),
+    /// Garbage collection: chunks no object uses any more.
+    #[command(subcommand)]
+    Gc(GcCommand),
+}
+
+#[derive(Subcommand)]
+enum GcCommand {
+    /// Chunks deleted, bytes freed, chunks waiting for the grace period.
+    Status,
+    /// Start a pass on every node now.
+    Run {
+        /// Return when every node has finished the pass.
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -199,6 +214,23 @@ enum BucketCommand {
         /// Name.
         name: String,
     },
+    /// Objects, bytes, uploads in progress and quota of a bucket.
+    Info {
+        /// Name.
+        name: String,
+    },
+    /// Set a bucket's quota (an absent limit is no limit): a PUT or
+    /// CompleteMultipartUpload past it is refused with 403 QuotaExceeded.
+    Quota {
+        /// Name.
+        name: String,
+        /// Most bytes of objects.
+        #[arg(long)]
+        max_bytes: Option<u64>,
+        /// Most objects.
+        #[arg(long)]
+        max_objects: Option<u64>,
+    },
     /// Let another key read and write a bucket.
     Allow {
         /// Bucket.
@@ -262,6 +294,32 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
+fn print_usage(u: &BucketUsage, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(u);
+    }
+    let limit =
+        |l: Option<u64>, f: &dyn Fn(u64) -> String| l.map_or_else(|| "no limit".to_owned(), f);
+    println!("bucket {} (owner {})", u.name, u.owner);
+    println!(
+        "objects: {} of {}",
+        u.objects,
+        limit(u.max_objects, &|n| n.to_string())
+    );
+    println!(
+        "bytes: {} ({}) of {}",
+        u.bytes,
+        human_bytes(u.bytes),
+        limit(u.max_bytes, &|n| format!("{n} ({})", human_bytes(n)))
+    );
+    println!(
+        "uploads in progress: {}, {}",
+        u.uploads,
+        human_bytes(u.upload_bytes)
+    );
+    Ok(())
+}
+
 fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
@@ -323,11 +381,32 @@ async fn main() -> anyhow::Result<()> {
                 println!("nodes in the layout: {}", parts.join(", "));
             }
             println!(
-                "objects: {}, {} logical; {} in shards (after dedup, with parity)",
+                "objects: {}, {} logical; {} stored (each chunk once, with parity); {} in shards on disk",
                 s.objects,
                 human_bytes(s.object_bytes),
+                human_bytes(s.stored_bytes),
                 human_bytes(s.shard_bytes)
             );
+            if s.garbage_chunks > 0 {
+                println!(
+                    "garbage: {} chunks, {} waiting for collection",
+                    s.garbage_chunks,
+                    human_bytes(s.garbage_bytes)
+                );
+            }
+            if s.uploads > 0 {
+                println!(
+                    "uploads in progress: {}, {}",
+                    s.uploads,
+                    human_bytes(s.upload_bytes)
+                );
+            }
+            if s.groups_unread > 0 {
+                println!(
+                    "({} metadata groups did not answer: their objects are not counted)",
+                    s.groups_unread
+                );
+            }
             let mut t = Table::new();
             t.set_header([
                 "node",
@@ -644,6 +723,48 @@ async fn main() -> anyhow::Result<()> {
                 print_json(&v)?;
             }
         },
+        Command::Gc(cmd) => {
+            let s: GcStatus = match cmd {
+                GcCommand::Status => admin.call(Method::GET, "/_cairn/admin/v1/gc", none).await?,
+                GcCommand::Run { wait } => {
+                    let mut s: GcStatus = admin
+                        .call(Method::POST, "/_cairn/admin/v1/gc/run", none)
+                        .await?;
+                    // Each node answers with the pass that covers the
+                    // request; done when every node has finished its own.
+                    let targets: std::collections::BTreeMap<NodeId, u64> =
+                        s.nodes.iter().map(|(id, r)| (*id, r.requested)).collect();
+                    let finished = |s: &GcStatus| {
+                        s.unreachable.is_empty()
+                            && s.nodes
+                                .iter()
+                                .all(|(id, r)| r.passes >= targets.get(id).copied().unwrap_or(0))
+                    };
+                    while wait && !finished(&s) {
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                        s = admin.call(Method::GET, "/_cairn/admin/v1/gc", none).await?;
+                    }
+                    s
+                }
+            };
+            if cli.json {
+                return print_json(&s);
+            }
+            println!(
+                "{}: grace {} s; {} chunks deleted ({} orphans), {} freed; {} chunks ({}) waiting for the grace; {} drop records pending",
+                s.state,
+                s.grace_s,
+                s.chunks_deleted,
+                s.orphans_deleted,
+                human_bytes(s.bytes_freed),
+                s.waiting_chunks,
+                human_bytes(s.waiting_bytes),
+                s.pending_drops
+            );
+            if !s.unreachable.is_empty() {
+                println!("unreachable: {:?}", s.unreachable);
+            }
+        }
         Command::Scrub(cmd) => {
             let print = |s: &ScrubStatus| {
                 println!(
@@ -785,6 +906,34 @@ async fn main() -> anyhow::Result<()> {
                 if !cli.json {
                     println!("deleted bucket {name}");
                 }
+            }
+            BucketCommand::Info { name } => {
+                let u: BucketUsage = admin
+                    .call(
+                        Method::GET,
+                        &format!("/_cairn/admin/v1/buckets/{name}"),
+                        none,
+                    )
+                    .await?;
+                print_usage(&u, cli.json)?;
+            }
+            BucketCommand::Quota {
+                name,
+                max_bytes,
+                max_objects,
+            } => {
+                let q = QuotaRequest {
+                    max_bytes,
+                    max_objects,
+                };
+                let u: BucketUsage = admin
+                    .call(
+                        Method::PUT,
+                        &format!("/_cairn/admin/v1/buckets/{name}/quota"),
+                        Some(&q),
+                    )
+                    .await?;
+                print_usage(&u, cli.json)?;
             }
             BucketCommand::Allow {
                 bucket,

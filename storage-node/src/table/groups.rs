@@ -70,7 +70,7 @@ pub struct Group {
     pub id: GroupId,
     /// Its Raft handle.
     pub raft: Raft,
-    machine: Machine,
+    pub(crate) machine: Machine,
     applied: Arc<Applied>,
     // When this node last served a command or read of the group: a leader
     // quiet for longer than QUIESCE_AFTER stops its heartbeats.
@@ -685,16 +685,21 @@ impl Tables {
         let map = self
             .map()
             .ok_or_else(|| refused_unavailable("no cluster map yet"))?;
-        let bucket = command.bucket().expect("data commands name their bucket");
         let groups = map.metadata_groups();
-        let owner = cairn::layout::data_group_of(&bucket.to_hex(), groups);
-        if owner == group {
-            Ok(())
-        } else {
-            Err(refused_unavailable(format!(
-                "bucket {bucket} belongs to {owner}, not {group}"
-            )))
+        // Commands that name no partition (drop bookkeeping) concern the
+        // records of the group they are sent to.
+        let Some(keys) = command.partition_keys() else {
+            return Ok(());
+        };
+        for pk in &keys {
+            let owner = cairn::layout::data_group_of(pk, groups);
+            if owner != group {
+                return Err(refused_unavailable(format!(
+                    "{pk} belongs to {owner}, not {group}"
+                )));
+            }
         }
+        Ok(())
     }
 
     /// Make sure this node leads `group` and its state machine holds every
@@ -903,6 +908,20 @@ fn read_view(view: &super::store::GroupView, read: Read) -> ReadReply {
             let truncated = entries.len() > limit;
             entries.truncate(limit);
             ReadReply::Entries(entries, truncated)
+        }
+        Read::Known(chunks) => {
+            if chunks.len() > MAX_META_BATCH {
+                return ReadReply::Refused(refused_unavailable("too many chunks"));
+            }
+            ReadReply::Flags(
+                chunks
+                    .iter()
+                    .map(|c| {
+                        view.get(&cairn::record::keys::chunk_state(c)).is_some()
+                            || !view.scan(Table::Refs, &c.to_hex(), "", None, 1).is_empty()
+                    })
+                    .collect(),
+            )
         }
         Read::ListObjects {
             bucket,
