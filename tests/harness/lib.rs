@@ -64,6 +64,10 @@ pub struct Options {
     pub apply_layout: bool,
     /// The nodes' `--down-out-after`, seconds (their default when None).
     pub down_out_after_s: Option<u64>,
+    /// The nodes' `--gc-grace`, seconds (their default when None).
+    pub gc_grace_s: Option<u64>,
+    /// Extra environment of the node processes.
+    pub node_env: Vec<(String, String)>,
 }
 
 impl Options {
@@ -77,6 +81,8 @@ impl Options {
             max_concurrent_transfers: None,
             apply_layout: true,
             down_out_after_s: None,
+            gc_grace_s: None,
+            node_env: Vec::new(),
         }
     }
 }
@@ -386,6 +392,13 @@ impl Cluster {
                     .map(|s| vec!["--down-out-after".to_owned(), s.to_string()])
                     .unwrap_or_default(),
             )
+            .args(
+                self.opts
+                    .gc_grace_s
+                    .map(|s| vec!["--gc-grace".to_owned(), s.to_string()])
+                    .unwrap_or_default(),
+            )
+            .envs(self.opts.node_env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -619,6 +632,41 @@ impl Cluster {
             }
         }
         counts
+    }
+
+    /// Bytes of every shard file on every node.
+    pub fn shard_file_bytes(&self) -> u64 {
+        (0..self.nodes.len())
+            .flat_map(|i| self.shard_files(i))
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// One garbage collection pass on every node (`cairn gc run --wait`);
+    /// the status after it.
+    pub fn gc_pass(&self) -> Value {
+        let out = self.cli(&["gc", "run", "--wait", "--json"]);
+        assert!(
+            out.status.success(),
+            "gc run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("gc status JSON")
+    }
+
+    /// Wait until no drop record is left (the references of deleted
+    /// objects and parts are removed), at most `timeout`.
+    pub async fn wait_drops_done(&self, timeout: std::time::Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let s = self.admin_get("/_cairn/admin/v1/gc").await?;
+            if s["pending_drops"].as_u64() == Some(0) && s["unreachable"] == serde_json::json!([]) {
+                return Ok(());
+            }
+            anyhow::ensure!(std::time::Instant::now() < deadline, "drops not done: {s}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     }
 
     /// Node `i`'s counters (`/v1/stats` via the admin status).
