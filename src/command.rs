@@ -381,8 +381,14 @@ pub enum Outcome {
     NoSuchWrite,
     /// The bucket's quota would be exceeded.
     QuotaExceeded,
-    /// The chunks a [`Command::Condemn`] condemned (now or earlier).
-    Chunks(Vec<ChunkId>),
+    /// What a [`Command::Condemn`] found.
+    Condemned {
+        /// Condemned by this command: the proposer deletes them.
+        now: Vec<ChunkId>,
+        /// Condemned earlier, with when (a deletion that may still be in
+        /// progress, or one whose deleter died).
+        before: Vec<(ChunkId, u64)>,
+    },
     /// The command was malformed or met a record it cannot read; nothing
     /// was changed.
     Invalid(String),
@@ -1010,15 +1016,15 @@ pub fn apply(txn: &mut impl Txn, command: &Command) -> Outcome {
                 if chunks.len() > MAX_REF_BATCH {
                     return Ok(Outcome::Invalid("too many chunks".into()));
                 }
-                let mut condemned = Vec::new();
+                let (mut now, mut before) = (Vec::new(), Vec::new());
                 for c in chunks {
                     if has_refs(txn, c) {
                         continue;
                     }
                     let skey = keys::chunk_state(c);
                     let stored = match read::<ChunkState>(txn, &skey)? {
-                        Some(ChunkState::Condemned { .. }) => {
-                            condemned.push(*c);
+                        Some(ChunkState::Condemned { since_ms, .. }) => {
+                            before.push((*c, since_ms));
                             continue;
                         }
                         Some(ChunkState::Unreferenced { since_ms, stored })
@@ -1034,9 +1040,9 @@ pub fn apply(txn: &mut impl Txn, command: &Command) -> Outcome {
                         stored,
                     };
                     txn.put(skey, record::encode(&state));
-                    condemned.push(*c);
+                    now.push(*c);
                 }
-                Ok(Outcome::Chunks(condemned))
+                Ok(Outcome::Condemned { now, before })
             }
             Command::Forget { chunks } => {
                 if chunks.len() > MAX_REF_BATCH {
@@ -1794,10 +1800,19 @@ mod tests {
         };
         assert_eq!(
             s.run(condemn(50)),
-            Outcome::Chunks(vec![]),
+            Outcome::Condemned {
+                now: vec![],
+                before: vec![]
+            },
             "within the grace"
         );
-        assert_eq!(s.run(condemn(120)), Outcome::Chunks(vec![chunk(8)]));
+        assert_eq!(
+            s.run(condemn(120)),
+            Outcome::Condemned {
+                now: vec![chunk(8)],
+                before: vec![]
+            }
+        );
         // A PUT that dedups onto a condemned chunk waits; a copy fails.
         assert_eq!(put_chunked(&mut s, "c", 3, &[8], 121), Outcome::ChunkBusy);
         let g = group_stats(&s);
@@ -1845,7 +1860,13 @@ mod tests {
             grace_ms: 100,
             orphans: true,
         });
-        assert_eq!(out, Outcome::Chunks(vec![]));
+        assert_eq!(
+            out,
+            Outcome::Condemned {
+                now: vec![],
+                before: vec![]
+            }
+        );
     }
 
     #[test]
@@ -1857,8 +1878,28 @@ mod tests {
             grace_ms: 0,
             orphans,
         };
-        assert_eq!(s.run(condemn(false)), Outcome::Chunks(vec![]));
-        assert_eq!(s.run(condemn(true)), Outcome::Chunks(vec![chunk(9)]));
+        assert_eq!(
+            s.run(condemn(false)),
+            Outcome::Condemned {
+                now: vec![],
+                before: vec![]
+            }
+        );
+        assert_eq!(
+            s.run(condemn(true)),
+            Outcome::Condemned {
+                now: vec![chunk(9)],
+                before: vec![]
+            }
+        );
+        // Condemned already: another deleter's.
+        assert_eq!(
+            s.run(condemn(true)),
+            Outcome::Condemned {
+                now: vec![],
+                before: vec![(chunk(9), 1)]
+            }
+        );
         s.run(Command::Forget {
             chunks: vec![chunk(9)],
         });

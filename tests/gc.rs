@@ -282,7 +282,19 @@ async fn deleted_data_of_every_kind_is_reclaimed_and_usage_is_exact() {
     tokio::time::sleep(Duration::from_secs(grace + 1)).await;
     let gc = cluster.gc_pass();
     let after = cluster.shard_file_bytes();
-    println!("shard bytes: empty {empty}, peak {peak}, after one pass {after}; {gc}");
+    let longest_pass_ms = gc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            n[1]["last_finished_ms"].as_u64().unwrap() - n[1]["last_started_ms"].as_u64().unwrap()
+        })
+        .max()
+        .unwrap_or(0);
+    println!(
+        "shard bytes: empty {empty}, peak {peak}, after one pass {after}; {} chunks ({} bytes) deleted, longest node pass {longest_pass_ms} ms",
+        gc["chunks_deleted"], gc["bytes_freed"]
+    );
     assert!(
         after <= empty + peak / 20,
         "after the grace and one pass {after} shard bytes remain of {peak} (empty: {empty})"

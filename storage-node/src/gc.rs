@@ -73,6 +73,11 @@ pub const DELETE_CONCURRENCY: usize = 8;
 /// Chunks deleted per second at most (each is `k + m` shard deletions, more
 /// while earlier placements migrate).
 pub const MAX_CHUNKS_PER_S: u64 = 500;
+/// A chunk condemned this long ago whose deletion is not finished was left
+/// by a deleter that stopped (a crash, a lost leadership): the group's
+/// leader finishes it. A live deleter takes seconds (its shard deletions
+/// time out after 2 s), so two never delete one chunk at once.
+pub const CONDEMNED_STALE: Duration = Duration::from_secs(60);
 /// Shard index entries read per page by the orphan sweep.
 pub const SWEEP_PAGE: usize = 1024;
 /// Environment variable (milliseconds, default 0) that holds chunks
@@ -591,8 +596,20 @@ impl Gc {
             grace_ms: self.grace.as_millis() as u64,
             orphans,
         };
-        let condemned = match self.command(group, condemn).await {
-            Some(Outcome::Chunks(c)) => c,
+        let stale_before = now_ms().saturating_sub(CONDEMNED_STALE.as_millis() as u64);
+        let condemned: Vec<ChunkId> = match self.command(group, condemn).await {
+            // Chunks condemned earlier are another deleter's, unless it
+            // stopped long ago; the orphan sweep leaves them all to the
+            // group's leader.
+            Some(Outcome::Condemned { now, before }) => now
+                .into_iter()
+                .chain(
+                    before
+                        .into_iter()
+                        .filter(|(_, since)| !orphans && *since <= stale_before)
+                        .map(|(c, _)| c),
+                )
+                .collect(),
             _ => return false,
         };
         if condemned.is_empty() {
@@ -710,10 +727,17 @@ impl Gc {
                             continue;
                         }
                     };
+                    // Still here: a chunk another node deleted and forgot
+                    // since the page was read is no orphan.
                     let unknown: Vec<ChunkId> = batch
                         .iter()
                         .zip(known)
-                        .filter(|(_, k)| !k)
+                        .filter(|(c, k)| {
+                            !k && page
+                                .iter()
+                                .filter(|e| e.chunk == **c)
+                                .any(|e| self.shards.contains(c, e.index).unwrap_or(false))
+                        })
                         .map(|(c, _)| *c)
                         .collect();
                     if !unknown.is_empty() {

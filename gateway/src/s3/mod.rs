@@ -82,7 +82,7 @@ pub(crate) fn outcome(o: Outcome) -> S3Result<()> {
         Outcome::QuotaExceeded => quota_exceeded(),
         Outcome::ChunkBusy => s3_error!(SlowDown, "Please reduce your request rate."),
         Outcome::ChunkGone => s3_error!(NoSuchKey, "The specified key does not exist."),
-        Outcome::WriteExpired | Outcome::NoSuchWrite | Outcome::Chunks(_) => {
+        Outcome::WriteExpired | Outcome::NoSuchWrite | Outcome::Condemned { .. } => {
             crate::request_log::note_cause(format!("write not committed: {o:?}"));
             s3_error!(
                 InternalError,
