@@ -635,7 +635,7 @@ pub mod admin {
     }
 
     /// `GET /admin/v1/gc`, `POST /admin/v1/gc/run`: every node's collector.
-    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
     pub struct GcStatus {
         /// `collecting` (some node is in a pass) or `idle`.
         pub state: String,

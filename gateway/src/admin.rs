@@ -798,20 +798,38 @@ async fn scrub_action(
     scrub_on_all(&gw, Some(&action)).await
 }
 
-async fn scrub_on_all(gw: &Gateway, action: Option<&str>) -> AdminResult<Json<ScrubStatus>> {
+/// Answers of the nodes of a map.
+type NodeAnswers<T> = (Arc<Layout>, Vec<(NodeId, cairn_node::Result<T>)>);
+
+/// Ask every node of the current map at once (`NoLayout` without one);
+/// the map and each node's answer.
+async fn ask_every_node<T, Fut>(
+    gw: &Gateway,
+    ask: impl Fn(cairn_node::client::NodeClient, String) -> Fut,
+) -> AdminResult<NodeAnswers<T>>
+where
+    Fut: std::future::Future<Output = cairn_node::Result<T>>,
+{
     gw.cluster.refresh().await;
     let map = gw.cluster.map().ok_or_else(|| {
         AdminFailure::new(StatusCode::CONFLICT, "NoLayout", "no layout applied yet")
     })?;
-    let client = &gw.cluster.client;
-    let answers = futures::future::join_all(map.nodes.iter().map(|n| async move {
-        let r = match action {
-            Some(a) => client.rpc_scrub(&n.addr, a).await,
-            None => client.rpc_scrub_report(&n.addr).await,
-        };
-        (n.id, r)
-    }))
-    .await;
+    let asks = map.nodes.iter().map(|n| {
+        let answer = ask(gw.cluster.client.clone(), n.addr.clone());
+        async move { (n.id, answer.await) }
+    });
+    let answers = futures::future::join_all(asks).await;
+    Ok((map, answers))
+}
+
+async fn scrub_on_all(gw: &Gateway, action: Option<&str>) -> AdminResult<Json<ScrubStatus>> {
+    let (map, answers) = ask_every_node(gw, |client, addr| async move {
+        match action {
+            Some(a) => client.rpc_scrub(&addr, a).await,
+            None => client.rpc_scrub_report(&addr).await,
+        }
+    })
+    .await?;
     let mut status = ScrubStatus {
         state: "idle".into(),
         shards_checked: 0,
@@ -1081,31 +1099,17 @@ async fn gc_run(State(gw): State<Arc<Gateway>>) -> AdminResult<Json<GcStatus>> {
 }
 
 async fn gc_on_all(gw: &Gateway, run: bool) -> AdminResult<Json<GcStatus>> {
-    gw.cluster.refresh().await;
-    let map = gw.cluster.map().ok_or_else(|| {
-        AdminFailure::new(StatusCode::CONFLICT, "NoLayout", "no layout applied yet")
-    })?;
-    let client = &gw.cluster.client;
-    let answers = futures::future::join_all(map.nodes.iter().map(|n| async move {
-        let r = if run {
-            client.rpc_gc_run(&n.addr).await
+    let (_, answers) = ask_every_node(gw, |client, addr| async move {
+        if run {
+            client.rpc_gc_run(&addr).await
         } else {
-            client.rpc_gc_report(&n.addr).await
-        };
-        (n.id, r)
-    }))
-    .await;
+            client.rpc_gc_report(&addr).await
+        }
+    })
+    .await?;
     let mut status = GcStatus {
         state: "idle".into(),
-        grace_s: 0,
-        chunks_deleted: 0,
-        orphans_deleted: 0,
-        bytes_freed: 0,
-        waiting_chunks: 0,
-        waiting_bytes: 0,
-        pending_drops: 0,
-        unreachable: Vec::new(),
-        nodes: Vec::new(),
+        ..GcStatus::default()
     };
     for (id, r) in answers {
         match r {
