@@ -13,8 +13,10 @@ pub struct NodeConfig {
     /// The shared secret every RPC is signed with. Generated at cluster
     /// creation; there is no default.
     pub cluster_secret: String,
-    /// Fsync shard files before acknowledging (always on outside tests
-    /// that measure its cost; Raft logs are always synced).
+    /// Fsync shard files (and their directory) before acknowledging.
+    /// Always on in the binary; off only in tests, among them the one
+    /// proving that a power loss then loses acknowledged shards
+    /// (`storage-node/tests/power_loss.rs`). Raft logs are always synced.
     pub fsync: bool,
     /// How metadata reads confirm leadership.
     pub read_barrier: crate::table::ReadBarrier,

@@ -28,7 +28,7 @@
 
 use crate::chunks::{Placement, codec_for};
 use crate::client::NodeClient;
-use crate::db::{self, CF_REPAIR};
+use crate::db::{self, Cf, Db, Kv};
 use crate::shard_store::ShardStore;
 use crate::table::groups::Tables;
 use bytes::Bytes;
@@ -38,7 +38,6 @@ use cairn::layout::partition_key_range;
 use cairn::record;
 use cairn::rpc::{ListShardsRequest, ListedShard, RepairReport, RepairThrottle};
 use futures::StreamExt;
-use rocksdb::{DB, IteratorMode};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -115,7 +114,7 @@ struct Progress {
 /// The worker's shared state.
 pub struct Repair {
     me: NodeId,
-    db: Arc<DB>,
+    db: Db,
     shards: Arc<dyn ShardStore>,
     tables: Weak<Tables>,
     client: NodeClient,
@@ -149,7 +148,7 @@ impl Repair {
     /// permits).
     pub fn new(
         me: NodeId,
-        db: Arc<DB>,
+        db: Db,
         shards: Arc<dyn ShardStore>,
         tables: Weak<Tables>,
         client: NodeClient,
@@ -157,8 +156,9 @@ impl Repair {
         client_load_max: usize,
     ) -> Arc<Self> {
         let saved = db
-            .cf_handle(crate::db::CF_NODE)
-            .and_then(|cf| db.get_cf(&cf, THROTTLE_KEY).ok().flatten())
+            .get(Cf::Node, THROTTLE_KEY)
+            .ok()
+            .flatten()
             .and_then(|v| record::decode::<SavedThrottle>("repair throttle", &v).ok())
             .unwrap_or(SavedThrottle {
                 max_bytes_per_s: DEFAULT_MAX_BYTES_PER_S,
@@ -241,13 +241,8 @@ impl Repair {
             concurrency: self.concurrency.load(Ordering::Relaxed),
             paused: self.paused.load(Ordering::Relaxed),
         };
-        let cf = self.db.cf_handle(crate::db::CF_NODE).expect("node cf");
-        self.db.put_cf_opt(
-            &cf,
-            THROTTLE_KEY,
-            record::encode(&saved),
-            &db::write_options(true),
-        )?;
+        self.db
+            .put(Cf::Node, THROTTLE_KEY, &record::encode(&saved), true)?;
         self.wake();
         Ok(())
     }
@@ -294,12 +289,7 @@ impl Repair {
     }
 
     fn queue_len(&self) -> u64 {
-        let cf = self.db.cf_handle(CF_REPAIR).expect("repair column family");
-        self.db
-            .property_int_value_cf(&cf, "rocksdb.estimate-num-keys")
-            .ok()
-            .flatten()
-            .unwrap_or(0)
+        self.db.estimate_keys(Cf::Repair)
     }
 
     fn note_done(&self, bytes: u64) {
@@ -572,12 +562,11 @@ impl Repair {
             geometry,
             holders: seen.holders,
         };
-        let cf = self.db.cf_handle(CF_REPAIR).expect("repair column family");
-        let _ = self.db.put_cf_opt(
-            &cf,
-            task_key(above_k, &chunk, my_index as u8),
-            record::encode(&task),
-            &db::write_options(false),
+        let _ = self.db.put(
+            Cf::Repair,
+            &task_key(above_k, &chunk, my_index as u8),
+            &record::encode(&task),
+            false,
         );
         self.progress.lock().expect("progress lock").queued_bytes += geometry.shard_len() as u64;
     }
@@ -618,9 +607,8 @@ impl Repair {
         let (mut worked, mut failed) = (0u64, 0u64);
         loop {
             let batch: Vec<(Vec<u8>, Task)> = {
-                let cf = self.db.cf_handle(CF_REPAIR).expect("repair column family");
                 self.db
-                    .iterator_cf(&cf, IteratorMode::Start)
+                    .iter(Cf::Repair, db::From::Start)
                     .flatten()
                     .take(MAX_CONCURRENCY as usize)
                     .filter_map(|(k, v)| {
@@ -641,7 +629,6 @@ impl Repair {
                 .buffer_unordered(concurrency.max(1))
                 .collect()
                 .await;
-            let cf = self.db.cf_handle(CF_REPAIR).expect("repair column family");
             for (key, ok) in results {
                 if ok {
                     worked += 1;
@@ -649,7 +636,7 @@ impl Repair {
                     failed += 1;
                 }
                 // A failed task is found again by the next pass.
-                let _ = self.db.delete_cf(&cf, key);
+                let _ = self.db.delete(Cf::Repair, &key, false);
             }
             if self.paused.load(Ordering::Relaxed) {
                 break;
@@ -916,16 +903,15 @@ fn key33(b: &[u8]) -> [u8; 33] {
 }
 
 /// Forget a queue left by an older format (the repair hints of before).
-pub fn clear_queue(db: &DB) {
-    let cf = db.cf_handle(CF_REPAIR).expect("repair column family");
+pub fn clear_queue(db: &dyn Kv) {
     let keys: Vec<Box<[u8]>> = db
-        .iterator_cf(&cf, IteratorMode::Start)
+        .iter(Cf::Repair, db::From::Start)
         .flatten()
         .filter(|(k, v)| k.len() != 34 || record::decode::<Task>("repair task", v).is_err())
         .map(|(k, _)| k)
         .collect();
     for k in keys {
-        let _ = db.delete_cf(&cf, k);
+        let _ = db.delete(Cf::Repair, &k, false);
     }
 }
 

@@ -10,14 +10,13 @@
 //! it anyway. The pass's cursor is kept in the node database, so a restart
 //! resumes where the pass was.
 
-use crate::db::{self, CF_NODE};
+use crate::db::{Cf, Db};
 use crate::error::Error;
 use crate::repair::Repair;
 use crate::shard_store::{ShardStore, index_key, next_index_key};
 use cairn::id::ChunkId;
 use cairn::record;
 use cairn::rpc::ScrubReport;
-use rocksdb::DB;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,7 +48,7 @@ struct Saved {
 
 /// The scrubber of one node.
 pub struct Scrub {
-    db: Arc<DB>,
+    db: Db,
     shards: Arc<dyn ShardStore>,
     repair: Arc<Repair>,
     saved: Mutex<Saved>,
@@ -64,10 +63,9 @@ pub struct Scrub {
 
 impl Scrub {
     /// The scrubber, resuming the state it saved.
-    pub fn new(db: Arc<DB>, shards: Arc<dyn ShardStore>, repair: Arc<Repair>) -> Arc<Self> {
-        let cf = db.cf_handle(CF_NODE).expect("node column family");
+    pub fn new(db: Db, shards: Arc<dyn ShardStore>, repair: Arc<Repair>) -> Arc<Self> {
         let saved = db
-            .get_cf(&cf, STATE_KEY)
+            .get(Cf::Node, STATE_KEY)
             .ok()
             .flatten()
             .and_then(|v| record::decode::<Saved>("scrub state", &v).ok())
@@ -92,13 +90,9 @@ impl Scrub {
 
     fn save(&self) {
         let saved = self.saved.lock().expect("scrub lock").clone();
-        let cf = self.db.cf_handle(CF_NODE).expect("node column family");
-        let _ = self.db.put_cf_opt(
-            &cf,
-            STATE_KEY,
-            record::encode(&saved),
-            &db::write_options(false),
-        );
+        let _ = self
+            .db
+            .put(Cf::Node, STATE_KEY, &record::encode(&saved), false);
     }
 
     /// Start a pass now (or resume a paused one).

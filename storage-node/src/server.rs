@@ -4,7 +4,7 @@
 use crate::auth;
 use crate::client::NodeClient;
 use crate::config::NodeConfig;
-use crate::db::{self, CF_NODE};
+use crate::db::{Cf, Db};
 use crate::error::{Error, Result};
 use crate::shard_store::{FileShardStore, MAX_LIST_SHARDS, MAX_SHARD_BYTES, ShardStore};
 use crate::table::groups::Tables;
@@ -24,7 +24,6 @@ use cairn::rpc::{
     CommandRequest, ListShardsReply, ListShardsRequest, NodeIdentity, NodeStats, PeerView,
     ReadRequest, RepairThrottle, SHARD_CHECKSUM_HEADER, SHARD_GEOMETRY_HEADER, StagedLayout,
 };
-use rocksdb::DB;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,7 +59,7 @@ fn fs_size(dir: &std::path::Path) -> u64 {
 pub struct Node {
     /// This node's id.
     pub id: NodeId,
-    db: Arc<DB>,
+    db: Db,
     shards: Arc<dyn ShardStore>,
     /// The metadata groups it hosts.
     pub tables: Arc<Tables>,
@@ -89,24 +88,32 @@ impl Node {
     ) -> Result<Arc<Self>> {
         config.validate().map_err(Error::BadRequest)?;
         std::fs::create_dir_all(&config.data_dir)?;
-        let db = db::open(&config.data_dir.join("db"))?;
-        let cf = db.cf_handle(CF_NODE).expect("node column family");
-        let id = match db.get_cf(&cf, b"node_id")? {
+        let disk = crate::disk::Disk::open(&config.data_dir)?;
+        Self::open_on(config, disk, metrics).await
+    }
+
+    /// Open the node on `disk` (its Raft snapshots are files under
+    /// `config.data_dir` whatever the disk).
+    pub async fn open_on(
+        config: &NodeConfig,
+        disk: crate::disk::Disk,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> Result<Arc<Self>> {
+        config.validate().map_err(Error::BadRequest)?;
+        std::fs::create_dir_all(&config.data_dir)?;
+        let db = disk.kv;
+        let id = match db.get(Cf::Node, b"node_id")? {
             Some(v) if v.len() == 8 => NodeId(u64::from_le_bytes(v[..].try_into().expect("8"))),
             _ => {
                 let id = NodeId(rand::random::<u64>() | 1);
-                db.put_cf_opt(
-                    &cf,
-                    b"node_id",
-                    id.0.to_le_bytes(),
-                    &db::write_options(true),
-                )?;
+                db.put(Cf::Node, b"node_id", &id.0.to_le_bytes(), true)?;
                 id
             }
         };
         let shards: Arc<dyn ShardStore> = Arc::new(FileShardStore::open(
             &config.data_dir,
             db.clone(),
+            disk.files,
             config.fsync,
         )?);
         let tables = Tables::open(
@@ -117,7 +124,7 @@ impl Node {
             config.read_barrier,
         )
         .await?;
-        crate::repair::clear_queue(&db);
+        crate::repair::clear_queue(db.as_ref());
         let shard_transfers = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SHARD_TRANSFERS));
         let repair = crate::repair::Repair::new(
             id,
@@ -216,18 +223,16 @@ impl Node {
     }
 
     fn get_node_record<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let cf = self.db.cf_handle(CF_NODE).expect("node column family");
         Ok(self
             .db
-            .get_cf(&cf, key)?
+            .get(Cf::Node, key.as_bytes())?
             .map(|v| record::decode(key_name(key), &v))
             .transpose()?)
     }
 
     fn put_node_record<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<()> {
-        let cf = self.db.cf_handle(CF_NODE).expect("node column family");
         self.db
-            .put_cf_opt(&cf, key, record::encode(value), &db::write_options(true))?;
+            .put(Cf::Node, key.as_bytes(), &record::encode(value), true)?;
         Ok(())
     }
 
@@ -251,15 +256,7 @@ impl Node {
     }
 
     fn metadata_records(&self) -> u64 {
-        let cf = self
-            .db
-            .cf_handle(crate::db::CF_META)
-            .expect("meta column family");
-        self.db
-            .property_int_value_cf(&cf, "rocksdb.estimate-num-keys")
-            .ok()
-            .flatten()
-            .unwrap_or(0)
+        self.db.estimate_keys(Cf::Meta)
     }
 
     fn note_corrupt(&self, chunk: &ChunkId, index: u8) {

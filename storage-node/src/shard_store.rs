@@ -7,12 +7,11 @@
 //! renamed into place, and the directory is fsynced: a crash leaves either
 //! the old state or the whole new shard, never a torn one that reads as good.
 
-use crate::db::{self, CF_SHARDS};
+use crate::db::{self, Cf, Db};
 use crate::error::{Error, Result};
+use crate::files::Files;
 use cairn::codec::{CodecId, ErasureProfile, ShardGeometry};
 use cairn::id::{ChunkId, shard_checksum};
-use rocksdb::DB;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -150,20 +149,21 @@ pub fn next_index_key(k: &[u8; 33]) -> [u8; 33] {
 /// Shards as files under `dir/shards`, indexed in RocksDB.
 pub struct FileShardStore {
     root: PathBuf,
-    db: Arc<DB>,
+    db: Db,
+    files: Arc<dyn Files>,
     fsync: bool,
     shards: AtomicU64,
     bytes: AtomicU64,
 }
 
 impl FileShardStore {
-    /// Open the store rooted at `dir` (creates `dir/shards`).
-    pub fn open(dir: &Path, db: Arc<DB>, fsync: bool) -> Result<Self> {
+    /// Open the store rooted at `dir` (creates `dir/shards`); shard files
+    /// are written and synced (when `fsync`) through `files`.
+    pub fn open(dir: &Path, db: Db, files: Arc<dyn Files>, fsync: bool) -> Result<Self> {
         let root = dir.join("shards");
-        std::fs::create_dir_all(&root)?;
+        files.create_dir_all(&root)?;
         let (mut shards, mut bytes) = (0u64, 0u64);
-        let cf = db.cf_handle(CF_SHARDS).expect("shards column family");
-        for item in db.iterator_cf(&cf, rocksdb::IteratorMode::Start) {
+        for item in db.iter(Cf::Shards, db::From::Start) {
             let (_, v) = item?;
             shards += 1;
             if v.len() >= 9 {
@@ -173,6 +173,7 @@ impl FileShardStore {
         Ok(Self {
             root,
             db,
+            files,
             fsync,
             shards: AtomicU64::new(shards),
             bytes: AtomicU64::new(bytes),
@@ -210,7 +211,10 @@ impl FileShardStore {
         index: u8,
     ) -> Result<(Vec<u8>, Option<ShardGeometry>)> {
         let path = self.shard_path(chunk, index);
-        let mut f = match std::fs::File::open(&path) {
+        let file = match self
+            .files
+            .read(&path, SHARD_HEADER_LEN + MAX_SHARD_BYTES + 1)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::ShardNotFound {
@@ -225,20 +229,25 @@ impl FileShardStore {
             index,
         };
         let mut header = [0u8; SHARD_HEADER_LEN];
-        if f.read_exact(&mut header[..SHARD_HEADER_LEN_V1]).is_err()
-            || &header[..4] != SHARD_MAGIC
-            || header[5] != index
-            || header[48..80] != chunk.0
-        {
+        if file.len() < SHARD_HEADER_LEN_V1 {
             return Err(corrupt());
         }
-        let geometry = match header[4] {
-            1 => None,
+        header[..SHARD_HEADER_LEN_V1].copy_from_slice(&file[..SHARD_HEADER_LEN_V1]);
+        if &header[..4] != SHARD_MAGIC || header[5] != index || header[48..80] != chunk.0 {
+            return Err(corrupt());
+        }
+        let (geometry, header_len) = match header[4] {
+            1 => (None, SHARD_HEADER_LEN_V1),
             2 => {
-                if f.read_exact(&mut header[SHARD_HEADER_LEN_V1..]).is_err() {
+                if file.len() < SHARD_HEADER_LEN {
                     return Err(corrupt());
                 }
-                Some(geometry_of(&header[80..91]).ok_or_else(corrupt)?)
+                header[SHARD_HEADER_LEN_V1..]
+                    .copy_from_slice(&file[SHARD_HEADER_LEN_V1..SHARD_HEADER_LEN]);
+                (
+                    Some(geometry_of(&header[80..91]).ok_or_else(corrupt)?),
+                    SHARD_HEADER_LEN,
+                )
             }
             _ => return Err(corrupt()),
         };
@@ -246,8 +255,8 @@ impl FileShardStore {
         if len > MAX_SHARD_BYTES || geometry.is_some_and(|g| g.shard_len() != len) {
             return Err(corrupt());
         }
-        let mut data = Vec::with_capacity(len);
-        f.take(len as u64 + 1).read_to_end(&mut data)?;
+        let mut data = file;
+        data.drain(..header_len);
         if data.len() != len || shard_checksum(&data) != header[16..48] {
             return Err(corrupt());
         }
@@ -260,28 +269,24 @@ impl ShardStore for FileShardStore {
         assert!(data.len() <= MAX_SHARD_BYTES, "caller checks shard size");
         let path = self.shard_path(chunk, index);
         let dir = path.parent().expect("shard paths have a parent");
-        std::fs::create_dir_all(dir)?;
-        let existed = path.exists();
+        self.files.create_dir_all(dir)?;
+        let existed = self.files.exists(&path);
         let tmp = dir.join(format!(
             ".tmp-{}-{index}-{}",
             &chunk.to_hex()[..16],
             rand::random::<u64>()
         ));
         let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&Self::header(chunk, index, geometry, data))?;
-            f.write_all(data)?;
+            let header = Self::header(chunk, index, geometry, data);
+            self.files.write_new(&tmp, &[&header, data], self.fsync)?;
+            self.files.rename(&tmp, &path)?;
             if self.fsync {
-                f.sync_all()?;
-            }
-            std::fs::rename(&tmp, &path)?;
-            if self.fsync {
-                std::fs::File::open(dir)?.sync_all()?;
+                self.files.sync_dir(dir)?;
             }
             Ok(())
         };
         if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = self.files.remove(&tmp);
             return Err(e.into());
         }
         let mut value = Vec::with_capacity(60);
@@ -290,13 +295,8 @@ impl ShardStore for FileShardStore {
         value.extend_from_slice(&shard_checksum(data));
         value.extend_from_slice(&geometry_bytes(geometry));
         value.extend_from_slice(&now_ms().to_le_bytes());
-        let cf = self.db.cf_handle(CF_SHARDS).expect("shards column family");
-        self.db.put_cf_opt(
-            &cf,
-            index_key(chunk, index),
-            value,
-            &db::write_options(self.fsync),
-        )?;
+        self.db
+            .put(Cf::Shards, &index_key(chunk, index), &value, self.fsync)?;
         if !existed {
             self.shards.fetch_add(1, Ordering::Relaxed);
             self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -309,20 +309,19 @@ impl ShardStore for FileShardStore {
     }
 
     fn contains(&self, chunk: &ChunkId, index: u8) -> Result<bool> {
-        Ok(self.shard_path(chunk, index).exists())
+        Ok(self.files.exists(&self.shard_path(chunk, index)))
     }
 
     fn delete(&self, chunk: &ChunkId, index: u8) -> Result<()> {
         let path = self.shard_path(chunk, index);
-        let cf = self.db.cf_handle(CF_SHARDS).expect("shards column family");
-        let old = self.db.get_cf(&cf, index_key(chunk, index))?;
-        match std::fs::remove_file(&path) {
+        let old = self.db.get(Cf::Shards, &index_key(chunk, index))?;
+        match self.files.remove(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
         self.db
-            .delete_cf_opt(&cf, index_key(chunk, index), &db::write_options(self.fsync))?;
+            .delete(Cf::Shards, &index_key(chunk, index), self.fsync)?;
         if let Some(v) = old
             && v.len() >= 9
         {
@@ -341,13 +340,8 @@ impl ShardStore for FileShardStore {
     }
 
     fn list(&self, from: &[u8; 33], to: &[u8; 33], limit: usize) -> Result<Vec<ShardEntry>> {
-        let cf = self.db.cf_handle(CF_SHARDS).expect("shards column family");
         let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            &cf,
-            rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward),
-        );
-        for item in iter {
+        for item in self.db.iter(Cf::Shards, db::From::Forward(from)) {
             let (k, v) = item?;
             if k.as_ref() >= to.as_slice() || out.len() >= limit.min(MAX_LIST_SHARDS) {
                 break;
@@ -384,7 +378,13 @@ mod tests {
     }
 
     fn store(dir: &Path) -> FileShardStore {
-        FileShardStore::open(dir, db::open(&dir.join("db")).unwrap(), true).unwrap()
+        FileShardStore::open(
+            dir,
+            db::open(&dir.join("db")).unwrap(),
+            Arc::new(crate::files::OsFiles),
+            true,
+        )
+        .unwrap()
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::machine::{Applied, Machine};
 use super::network::{GroupNetwork, Transport};
 use super::{HEARTBEAT_INTERVAL, PeerNode, Raft, ReadBarrier, raft_config};
 use crate::client::NodeClient;
-use crate::db::{self, CF_NODE};
+use crate::db::{Cf, Db};
 use cairn::command::{Command, KvRead, Request};
 use cairn::id::NodeId;
 use cairn::layout::Layout;
@@ -21,7 +21,6 @@ use cairn::rpc::{
     Refusal, SystemChanges,
 };
 use openraft::ServerState;
-use rocksdb::DB;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -108,7 +107,7 @@ impl Group {
 /// The metadata groups of one node.
 pub struct Tables {
     me: NodeId,
-    db: Arc<DB>,
+    db: Db,
     dir: PathBuf,
     client: NodeClient,
     transport: Arc<Transport>,
@@ -155,14 +154,13 @@ impl Tables {
     /// Open the groups this node has state for, and the map it knew.
     pub async fn open(
         me: NodeId,
-        db: Arc<DB>,
+        db: Db,
         data_dir: PathBuf,
         client: NodeClient,
         barrier: ReadBarrier,
     ) -> crate::Result<Arc<Self>> {
-        let cf = db.cf_handle(CF_NODE).expect("node column family");
         let map: Option<Layout> = db
-            .get_cf(&cf, "layout")?
+            .get(Cf::Node, b"layout")?
             .map(|v| record::decode("layout", &v))
             .transpose()?;
         let (learn, mut to_learn) = tokio::sync::mpsc::unbounded_channel();
@@ -195,7 +193,7 @@ impl Tables {
                 };
             }
         });
-        for g in super::store::hosted_groups(&tables.db) {
+        for g in super::store::hosted_groups(tables.db.as_ref()) {
             tables.ensure_group(g).await?;
         }
         if let Some(map) = tables.map() {
@@ -322,13 +320,10 @@ impl Tables {
             return;
         }
         if map.version > current {
-            let cf = self.db.cf_handle(CF_NODE).expect("node column family");
-            if let Err(e) = self.db.put_cf_opt(
-                &cf,
-                "layout",
-                record::encode(&map),
-                &db::write_options(true),
-            ) {
+            if let Err(e) = self
+                .db
+                .put(Cf::Node, b"layout", &record::encode(&map), true)
+            {
                 tracing::error!(error = %e, "could not keep the cluster map");
                 return;
             }
@@ -455,10 +450,9 @@ impl Tables {
     }
 
     fn pending_bootstrap(&self) -> crate::Result<Option<Layout>> {
-        let cf = self.db.cf_handle(CF_NODE).expect("node column family");
         Ok(self
             .db
-            .get_cf(&cf, "bootstrap")?
+            .get(Cf::Node, b"bootstrap")?
             .map(|v| record::decode("layout", &v))
             .transpose()?)
     }
@@ -477,13 +471,8 @@ impl Tables {
                 Some(p) if p != layout => return Ok(BootstrapReply::Conflict),
                 Some(_) => {}
                 None => {
-                    let cf = self.db.cf_handle(CF_NODE).expect("node column family");
-                    self.db.put_cf_opt(
-                        &cf,
-                        "bootstrap",
-                        record::encode(&layout),
-                        &db::write_options(true),
-                    )?;
+                    self.db
+                        .put(Cf::Node, b"bootstrap", &record::encode(&layout), true)?;
                 }
             }
         }

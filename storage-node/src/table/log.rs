@@ -1,4 +1,4 @@
-//! A group's Raft log and vote in the node's RocksDB.
+//! A group's Raft log and vote in the node's key-value store.
 //!
 //! Entries are `raft_log[group ++ index BE]`; the vote and the last purged
 //! log id are in `raft_state`. Votes are synced before they are saved.
@@ -14,11 +14,10 @@
 
 use super::TypeConfig;
 use super::store::state_key;
-use crate::db::{self, CF_RAFT_LOG, CF_RAFT_STATE};
+use crate::db::{self, Batch, Cf, Db, Kv};
 use cairn::record::{self, GroupId};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
-use rocksdb::{DB, Direction, IteratorMode, WriteBatch};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
@@ -33,7 +32,7 @@ pub struct WalSyncer {
 impl WalSyncer {
     /// Start the syncer of `db`; it runs until the process ends (or the
     /// database is dropped, which ends it at its next wait).
-    pub fn start(db: &Arc<DB>) -> Arc<Self> {
+    pub fn start(db: &Db) -> Arc<Self> {
         let me = Arc::new(Self {
             waiting: std::sync::Mutex::new(Vec::new()),
             wake: std::sync::Condvar::new(),
@@ -52,7 +51,7 @@ impl WalSyncer {
     }
 }
 
-fn sync_loop(db: std::sync::Weak<DB>, me: std::sync::Weak<WalSyncer>) {
+fn sync_loop(db: std::sync::Weak<dyn Kv>, me: std::sync::Weak<WalSyncer>) {
     loop {
         let Some(syncer) = me.upgrade() else { return };
         let batch = {
@@ -71,9 +70,7 @@ fn sync_loop(db: std::sync::Weak<DB>, me: std::sync::Weak<WalSyncer>) {
         };
         drop(syncer);
         let result = match db.upgrade() {
-            Some(db) => db
-                .flush_wal(true)
-                .map_err(|e| std::io::Error::other(e.to_string())),
+            Some(db) => db.sync().map_err(|e| std::io::Error::other(e.to_string())),
             None => Err(std::io::Error::other("the database is closed")),
         };
         for callback in batch {
@@ -89,7 +86,7 @@ fn sync_loop(db: std::sync::Weak<DB>, me: std::sync::Weak<WalSyncer>) {
 /// One group's log.
 #[derive(Clone)]
 pub struct LogStore {
-    db: Arc<DB>,
+    db: Db,
     group: GroupId,
     syncer: Arc<WalSyncer>,
 }
@@ -113,7 +110,7 @@ fn read_err(e: impl std::fmt::Display) -> StorageError<u64> {
     StorageIOError::<u64>::read(&std::io::Error::other(e.to_string())).into()
 }
 
-/// Run blocking RocksDB work off the async workers.
+/// Run blocking store work off the async workers.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StorageError<u64>> + Send + 'static,
 ) -> Result<T, StorageError<u64>> {
@@ -122,7 +119,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 impl LogStore {
     /// The log of `group`, made durable by `syncer`.
-    pub fn new(db: Arc<DB>, group: GroupId, syncer: Arc<WalSyncer>) -> Self {
+    pub fn new(db: Db, group: GroupId, syncer: Arc<WalSyncer>) -> Self {
         Self { db, group, syncer }
     }
 
@@ -130,10 +127,9 @@ impl LogStore {
         &self,
         what: &str,
     ) -> Result<Option<T>, StorageError<u64>> {
-        let cf = self.db.cf_handle(CF_RAFT_STATE).expect("raft state cf");
         match self
             .db
-            .get_cf(&cf, state_key(self.group, what))
+            .get(Cf::RaftState, &state_key(self.group, what))
             .map_err(read_err)?
         {
             Some(v) => Ok(Some(record::decode("raft state", &v).map_err(read_err)?)),
@@ -146,23 +142,19 @@ impl LogStore {
         what: &str,
         value: &T,
     ) -> Result<(), StorageError<u64>> {
-        let cf = self.db.cf_handle(CF_RAFT_STATE).expect("raft state cf");
         self.db
-            .put_cf_opt(
-                &cf,
-                state_key(self.group, what),
-                record::encode(value),
-                &db::write_options(true),
+            .put(
+                Cf::RaftState,
+                &state_key(self.group, what),
+                &record::encode(value),
+                true,
             )
             .map_err(io_err)
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
-        let cf = self.db.cf_handle(CF_RAFT_LOG).expect("raft log cf");
         let end = entry_key(self.group, u64::MAX);
-        let mut iter = self
-            .db
-            .iterator_cf(&cf, IteratorMode::From(&end, Direction::Reverse));
+        let mut iter = self.db.iter(Cf::RaftLog, db::From::Reverse(&end));
         match iter.next() {
             Some(Ok((k, v))) if k.starts_with(&self.group.0.to_be_bytes()) => {
                 let e: Entry<TypeConfig> = record::decode("raft entry", &v).map_err(read_err)?;
@@ -194,13 +186,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
         // read on a busy machine.
         let me = self.clone();
         (move || {
-            let cf = me.db.cf_handle(CF_RAFT_LOG).expect("raft log cf");
             let from = entry_key(me.group, start);
             let mut out = Vec::new();
-            for item in me
-                .db
-                .iterator_cf(&cf, IteratorMode::From(&from, Direction::Forward))
-            {
+            for item in me.db.iter(Cf::RaftLog, db::From::Forward(&from)) {
                 let (k, v) = item.map_err(read_err)?;
                 if !k.starts_with(&me.group.0.to_be_bytes()) {
                     break;
@@ -268,18 +256,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         // Written now (readable at once), durable when the syncer says so.
-        let cf = self.db.cf_handle(CF_RAFT_LOG).expect("raft log cf");
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         for e in entries {
-            batch.put_cf(
-                &cf,
+            batch.put(
+                Cf::RaftLog,
                 entry_key(self.group, e.log_id.index),
                 record::encode(&e),
             );
         }
-        self.db
-            .write_opt(batch, &db::write_options(false))
-            .map_err(io_err)?;
+        self.db.write(batch, false).map_err(io_err)?;
         self.syncer.wait_for_sync(callback);
         Ok(())
     }
@@ -287,16 +272,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
         let me = self.clone();
         blocking(move || {
-            let cf = me.db.cf_handle(CF_RAFT_LOG).expect("raft log cf");
-            let mut batch = WriteBatch::default();
-            batch.delete_range_cf(
-                &cf,
+            let mut batch = Batch::default();
+            batch.delete_range(
+                Cf::RaftLog,
                 entry_key(me.group, log_id.index),
                 entry_key(me.group, u64::MAX),
             );
-            me.db
-                .write_opt(batch, &db::write_options(true))
-                .map_err(io_err)
+            me.db.write(batch, true).map_err(io_err)
         })
         .await
     }
@@ -307,18 +289,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             // The state machine's writes are not synced one by one: make
             // every one before this point durable before the log entries
             // that could replay them go.
-            me.db.flush_wal(true).map_err(io_err)?;
+            me.db.sync().map_err(io_err)?;
             me.put_state("purged", &log_id)?;
-            let cf = me.db.cf_handle(CF_RAFT_LOG).expect("raft log cf");
-            let mut batch = WriteBatch::default();
-            batch.delete_range_cf(
-                &cf,
+            let mut batch = Batch::default();
+            batch.delete_range(
+                Cf::RaftLog,
                 entry_key(me.group, 0),
                 entry_key(me.group, log_id.index + 1),
             );
-            me.db
-                .write_opt(batch, &db::write_options(true))
-                .map_err(io_err)
+            me.db.write(batch, true).map_err(io_err)
         })
         .await
     }

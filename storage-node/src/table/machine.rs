@@ -1,15 +1,15 @@
-//! A group's state machine: its records in the node's RocksDB, changed
+//! A group's state machine: its records in the node's key-value store, changed
 //! only by applying committed log entries with [`cairn::command`].
 //!
 //! An apply writes its records, the applied log id and the membership in
-//! one RocksDB write batch, so the records and what they reflect never
+//! one write batch, so the records and what they reflect never
 //! disagree. That batch is not synced on its own: the log entries it came
 //! from are durable, a crash loses at most a suffix of applied batches, and
 //! they are applied again from the log (the log is purged only after the
 //! WAL is synced, see `log.rs`).
 //!
 //! Snapshots are files (`DATA/snapshots/gN/`): the group's records, read
-//! from a RocksDB snapshot, length-prefixed. A follower receiving one
+//! from a snapshot of the store, length-prefixed. A follower receiving one
 //! replaces its records of the group with them.
 
 // openraft's storage traits return its `StorageError` (large); the helpers
@@ -19,7 +19,7 @@
 use super::log::{blocking, io_err};
 use super::store::{GroupView, group_end, group_start, record_key, state_key};
 use super::{PeerNode, TypeConfig};
-use crate::db::{self, CF_META, CF_RAFT_STATE};
+use crate::db::{Batch, Cf, Db, Kv};
 use cairn::command::{Outcome, Overlay, apply_request};
 use cairn::record::{self, GroupId, MetaKey};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -27,7 +27,6 @@ use openraft::{
     Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
     StoredMembership,
 };
-use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch};
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
@@ -91,7 +90,7 @@ impl Applied {
 /// One group's state machine.
 #[derive(Clone)]
 pub struct Machine {
-    db: Arc<DB>,
+    db: Db,
     group: GroupId,
     dir: PathBuf,
     applied: Arc<Applied>,
@@ -99,12 +98,14 @@ pub struct Machine {
 }
 
 fn get_state<T: serde::de::DeserializeOwned>(
-    db: &DB,
+    db: &dyn Kv,
     group: GroupId,
     what: &str,
 ) -> Result<Option<T>, StorageError<u64>> {
-    let cf = db.cf_handle(CF_RAFT_STATE).expect("raft state cf");
-    match db.get_cf(&cf, state_key(group, what)).map_err(io_err)? {
+    match db
+        .get(Cf::RaftState, &state_key(group, what))
+        .map_err(io_err)?
+    {
         Some(v) => Ok(Some(record::decode("raft state", &v).map_err(io_err)?)),
         None => Ok(None),
     }
@@ -114,10 +115,10 @@ type Membership = StoredMembership<u64, PeerNode>;
 
 impl Machine {
     /// The state machine of `group`, with snapshots under `dir`.
-    pub fn open(db: Arc<DB>, group: GroupId, dir: PathBuf) -> Result<Self, StorageError<u64>> {
+    pub fn open(db: Db, group: GroupId, dir: PathBuf) -> Result<Self, StorageError<u64>> {
         std::fs::create_dir_all(&dir).map_err(io_err)?;
         let applied: Option<LogId<u64>> =
-            get_state::<Option<LogId<u64>>>(&db, group, "applied")?.flatten();
+            get_state::<Option<LogId<u64>>>(db.as_ref(), group, "applied")?.flatten();
         Ok(Self {
             applied: Applied::new(applied.map(|l| l.index).unwrap_or(0)),
             db,
@@ -152,7 +153,7 @@ struct AppliedRun {
 
 /// Apply a run of entries in one write batch.
 fn apply_entries(
-    db: &Arc<DB>,
+    db: &Db,
     group: GroupId,
     entries: Vec<Entry<TypeConfig>>,
 ) -> Result<AppliedRun, StorageError<u64>> {
@@ -175,15 +176,13 @@ fn apply_entries(
         }
     }
     let writes = txn.into_writes();
-    let meta = db.cf_handle(CF_META).expect("meta cf");
-    let state = db.cf_handle(CF_RAFT_STATE).expect("raft state cf");
-    let mut batch = WriteBatch::default();
+    let mut batch = Batch::default();
     let mut changed = Vec::new();
     for (k, v) in writes {
         let rk = record_key(group, &k);
         match v {
-            Some(v) => batch.put_cf(&meta, rk, v),
-            None => batch.delete_cf(&meta, rk),
+            Some(v) => batch.put(Cf::Meta, rk, v),
+            None => batch.delete(Cf::Meta, rk),
         }
         if group.is_system()
             && !matches!(
@@ -194,12 +193,19 @@ fn apply_entries(
             changed.push(k);
         }
     }
-    batch.put_cf(&state, state_key(group, "applied"), record::encode(&last));
+    batch.put(
+        Cf::RaftState,
+        state_key(group, "applied"),
+        record::encode(&last),
+    );
     if let Some(m) = &membership {
-        batch.put_cf(&state, state_key(group, "membership"), record::encode(m));
+        batch.put(
+            Cf::RaftState,
+            state_key(group, "membership"),
+            record::encode(m),
+        );
     }
-    db.write_opt(batch, &db::write_options(false))
-        .map_err(io_err)?;
+    db.write(batch, false).map_err(io_err)?;
     Ok(AppliedRun {
         outcomes,
         changed,
@@ -207,17 +213,17 @@ fn apply_entries(
     })
 }
 
-/// Write a group's records, as of a RocksDB snapshot, to `path`; returns
-/// the applied log id and membership they reflect.
+/// Write a group's records, as of a snapshot of the store, to `path`;
+/// returns the applied log id and membership they reflect.
 fn write_snapshot_file(
-    db: &DB,
+    db: &dyn Kv,
     group: GroupId,
     path: &PathBuf,
 ) -> Result<(Option<LogId<u64>>, Membership), StorageError<u64>> {
     let snap = db.snapshot();
-    let state = db.cf_handle(CF_RAFT_STATE).expect("raft state cf");
     let read_state = |what: &str| -> Result<Option<Vec<u8>>, StorageError<u64>> {
-        snap.get_cf(&state, state_key(group, what)).map_err(io_err)
+        snap.get(Cf::RaftState, &state_key(group, what))
+            .map_err(io_err)
     };
     let applied: Option<LogId<u64>> = match read_state("applied")? {
         Some(v) => record::decode("raft state", &v).map_err(io_err)?,
@@ -229,13 +235,9 @@ fn write_snapshot_file(
     };
     let tmp = path.with_extension("building");
     let mut out = BufWriter::new(std::fs::File::create(&tmp).map_err(io_err)?);
-    let meta = db.cf_handle(CF_META).expect("meta cf");
     let start = group_start(group);
     let end = group_end(group);
-    let mut opts = ReadOptions::default();
-    opts.set_snapshot(&snap);
-    opts.set_iterate_upper_bound(end);
-    for item in db.iterator_cf_opt(&meta, opts, IteratorMode::From(&start, Direction::Forward)) {
+    for item in snap.range(Cf::Meta, &start, &end) {
         let (k, v) = item.map_err(io_err)?;
         let k = &k[4..];
         out.write_all(&(k.len() as u32).to_le_bytes())
@@ -253,19 +255,16 @@ fn write_snapshot_file(
 
 /// Replace a group's records with those of a snapshot file.
 fn install_snapshot_file(
-    db: &DB,
+    db: &dyn Kv,
     group: GroupId,
     file: std::fs::File,
     meta: &SnapshotMeta<u64, PeerNode>,
 ) -> Result<(), StorageError<u64>> {
-    let cf = db.cf_handle(CF_META).expect("meta cf");
-    let state = db.cf_handle(CF_RAFT_STATE).expect("raft state cf");
-    let mut batch = WriteBatch::default();
-    batch.delete_range_cf(&cf, group_start(group), group_end(group));
-    db.write_opt(batch, &db::write_options(false))
-        .map_err(io_err)?;
+    let mut batch = Batch::default();
+    batch.delete_range(Cf::Meta, group_start(group), group_end(group));
+    db.write(batch, false).map_err(io_err)?;
     let mut input = BufReader::new(file);
-    let mut batch = WriteBatch::default();
+    let mut batch = Batch::default();
     let read_len =
         |input: &mut BufReader<std::fs::File>| -> Result<Option<usize>, StorageError<u64>> {
             let mut len = [0u8; 4];
@@ -283,25 +282,28 @@ fn install_snapshot_file(
         let vlen = read_len(&mut input)?.ok_or_else(|| io_err("snapshot truncated"))?;
         let mut v = vec![0u8; vlen];
         input.read_exact(&mut v).map_err(io_err)?;
-        batch.put_cf(&cf, k, v);
+        batch.put(Cf::Meta, k, v);
         if batch.size_in_bytes() > INSTALL_BATCH_BYTES {
-            db.write_opt(std::mem::take(&mut batch), &db::write_options(false))
+            db.write(std::mem::take(&mut batch), false)
                 .map_err(io_err)?;
         }
     }
-    batch.put_cf(
-        &state,
+    batch.put(
+        Cf::RaftState,
         state_key(group, "applied"),
         record::encode(&meta.last_log_id),
     );
-    batch.put_cf(
-        &state,
+    batch.put(
+        Cf::RaftState,
         state_key(group, "membership"),
         record::encode(&meta.last_membership),
     );
-    batch.put_cf(&state, state_key(group, "snapshot"), record::encode(meta));
-    db.write_opt(batch, &db::write_options(true))
-        .map_err(io_err)
+    batch.put(
+        Cf::RaftState,
+        state_key(group, "snapshot"),
+        record::encode(meta),
+    );
+    db.write(batch, true).map_err(io_err)
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for Machine {
@@ -309,7 +311,7 @@ impl RaftSnapshotBuilder<TypeConfig> for Machine {
         let me = self.clone();
         let meta = blocking(move || {
             let path = me.snapshot_path();
-            let (applied, membership) = write_snapshot_file(&me.db, me.group, &path)?;
+            let (applied, membership) = write_snapshot_file(me.db.as_ref(), me.group, &path)?;
             let id = match applied {
                 Some(l) => format!("{}-{}-{:08x}", l.leader_id, l.index, rand::random::<u32>()),
                 None => format!("empty-{:08x}", rand::random::<u32>()),
@@ -319,13 +321,12 @@ impl RaftSnapshotBuilder<TypeConfig> for Machine {
                 last_membership: membership,
                 snapshot_id: id,
             };
-            let state = me.db.cf_handle(CF_RAFT_STATE).expect("raft state cf");
             me.db
-                .put_cf_opt(
-                    &state,
-                    state_key(me.group, "snapshot"),
-                    record::encode(&meta),
-                    &db::write_options(true),
+                .put(
+                    Cf::RaftState,
+                    &state_key(me.group, "snapshot"),
+                    &record::encode(&meta),
+                    true,
                 )
                 .map_err(io_err)?;
             Ok(meta)
@@ -350,9 +351,10 @@ impl RaftStateMachine<TypeConfig> for Machine {
     ) -> Result<(Option<LogId<u64>>, Membership), StorageError<u64>> {
         let me = self.clone();
         blocking(move || {
-            let applied = get_state::<Option<LogId<u64>>>(&me.db, me.group, "applied")?.flatten();
-            let membership =
-                get_state::<Membership>(&me.db, me.group, "membership")?.unwrap_or_default();
+            let applied =
+                get_state::<Option<LogId<u64>>>(me.db.as_ref(), me.group, "applied")?.flatten();
+            let membership = get_state::<Membership>(me.db.as_ref(), me.group, "membership")?
+                .unwrap_or_default();
             Ok((applied, membership))
         })
         .await
@@ -418,7 +420,7 @@ impl RaftStateMachine<TypeConfig> for Machine {
             use std::io::Seek;
             file.sync_all().map_err(io_err)?;
             file.seek(std::io::SeekFrom::Start(0)).map_err(io_err)?;
-            install_snapshot_file(&me.db, me.group, file, &meta2)?;
+            install_snapshot_file(me.db.as_ref(), me.group, file, &meta2)?;
             std::fs::rename(&incoming, me.snapshot_path()).map_err(io_err)?;
             Ok(())
         })
@@ -437,7 +439,7 @@ impl RaftStateMachine<TypeConfig> for Machine {
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<u64>> {
         let me = self.clone();
         let meta = blocking(move || {
-            get_state::<SnapshotMeta<u64, PeerNode>>(&me.db, me.group, "snapshot")
+            get_state::<SnapshotMeta<u64, PeerNode>>(me.db.as_ref(), me.group, "snapshot")
         })
         .await?;
         let Some(meta) = meta else { return Ok(None) };

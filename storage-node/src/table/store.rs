@@ -2,11 +2,9 @@
 //! family, every key prefixed with the group id, so one group's records
 //! are one contiguous range (what a snapshot copies).
 
-use crate::db::{CF_META, CF_RAFT_STATE};
+use crate::db::{self, Cf, Db, Kv};
 use cairn::command::KvRead;
 use cairn::record::{GroupId, MetaKey, Table};
-use rocksdb::{DB, Direction, IteratorMode};
-use std::sync::Arc;
 
 /// The storage key of a record of `group`.
 pub fn record_key(group: GroupId, key: &MetaKey) -> Vec<u8> {
@@ -33,12 +31,9 @@ pub fn state_key(group: GroupId, what: &str) -> Vec<u8> {
 }
 
 /// The groups that have Raft state on this node.
-pub fn hosted_groups(db: &DB) -> Vec<GroupId> {
-    let cf = db
-        .cf_handle(CF_RAFT_STATE)
-        .expect("raft state column family");
+pub fn hosted_groups(db: &dyn Kv) -> Vec<GroupId> {
     let mut out: Vec<GroupId> = Vec::new();
-    for (k, _) in db.iterator_cf(&cf, IteratorMode::Start).flatten() {
+    for (k, _) in db.iter(Cf::RaftState, db::From::Start).flatten() {
         if k.len() >= 4 {
             let g = GroupId(u32::from_be_bytes(k[..4].try_into().expect("4 bytes")));
             if out.last() != Some(&g) {
@@ -49,16 +44,16 @@ pub fn hosted_groups(db: &DB) -> Vec<GroupId> {
     out
 }
 
-/// The committed records of one group, read straight from RocksDB.
+/// The committed records of one group, read straight from the store.
 #[derive(Clone)]
 pub struct GroupView {
-    db: Arc<DB>,
+    db: Db,
     group: GroupId,
 }
 
 impl GroupView {
     /// The records of `group`.
-    pub fn new(db: Arc<DB>, group: GroupId) -> Self {
+    pub fn new(db: Db, group: GroupId) -> Self {
         Self { db, group }
     }
 
@@ -78,7 +73,6 @@ impl GroupView {
         after: Option<&str>,
         mut visit: impl FnMut(&str, &[u8]) -> bool,
     ) {
-        let cf = self.db.cf_handle(CF_META).expect("meta column family");
         let base = record_key(self.group, &MetaKey::new(table, partition_key, ""));
         let mut full = base.clone();
         full.extend_from_slice(prefix.as_bytes());
@@ -90,10 +84,7 @@ impl GroupView {
                 start = k;
             }
         }
-        let iter = self
-            .db
-            .iterator_cf(&cf, IteratorMode::From(&start, Direction::Forward));
-        for item in iter {
+        for item in self.db.iter(Cf::Meta, db::From::Forward(&start)) {
             let Ok((k, v)) = item else { break };
             if !k.starts_with(&full) {
                 break;
@@ -114,11 +105,10 @@ impl GroupView {
 
 impl KvRead for GroupView {
     fn get(&self, key: &MetaKey) -> Option<Vec<u8>> {
-        let cf = self.db.cf_handle(CF_META).expect("meta column family");
         // A read error is a failing disk: the node cannot serve this group
         // correctly at all, and must not apply on a guess.
         self.db
-            .get_cf(&cf, record_key(self.group, key))
+            .get(Cf::Meta, &record_key(self.group, key))
             .expect("reading the metadata column family")
     }
 
