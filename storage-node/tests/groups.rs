@@ -3,138 +3,19 @@
 //! client. A cluster is created, commands and reads go through leaders,
 //! a leader is stopped, and a group changes its voters while writes go on.
 
-use cairn::codec::ErasureProfile;
-use cairn::command::{Command, Condition, Outcome};
+mod common;
+
+use cairn::command::{Condition, Outcome};
 use cairn::id::NodeId;
-use cairn::layout::{Layout, NodeInfo};
-use cairn::record::{BucketId, GroupId, ObjectData, ObjectEntry, VersionId, keys};
+use cairn::layout::NodeInfo;
+use cairn::record::{BucketId, GroupId, keys};
 use cairn_node::client::NodeClient;
-use cairn_node::config::NodeConfig;
-use cairn_node::server::{self, Node};
+use cairn_node::table::PeerNode;
 use cairn_node::table::client::{FixedMap, MetaClient, create_cluster};
-use cairn_node::table::{PeerNode, ReadBarrier};
+use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
-
-const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
-
-struct TestNode {
-    node: Arc<Node>,
-    addr: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
-}
-
-async fn start_node() -> TestNode {
-    let dir = tempfile::tempdir().unwrap();
-    let config = NodeConfig {
-        data_dir: dir.path().to_path_buf(),
-        cluster_secret: SECRET.into(),
-        fsync: true,
-        read_barrier: ReadBarrier::Lease,
-        down_out_after: cairn_node::config::DEFAULT_DOWN_OUT_AFTER,
-        gc_grace: cairn_node::config::DEFAULT_GC_GRACE,
-    };
-    let node = Node::open(&config, None).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server::run(node.clone(), listener, async {
-        let _ = rx.await;
-    }));
-    TestNode {
-        node,
-        addr,
-        stop: Some(tx),
-        _dir: dir,
-    }
-}
-
-impl TestNode {
-    /// Stop serving and stop every group: the node is gone.
-    async fn stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        self.node.tables.shutdown().await;
-    }
-}
-
-fn layout(nodes: &[TestNode], data_groups: u32) -> Layout {
-    let mut l = Layout {
-        version: 1,
-        profile: ErasureProfile {
-            data_shards: 2,
-            parity_shards: 1,
-        },
-        partition_bits: 0,
-        groups: Vec::new(),
-        nodes: nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| NodeInfo {
-                id: n.node.id,
-                addr: n.addr.clone(),
-                zone: format!("z{i}"),
-                capacity: 1,
-            })
-            .collect(),
-        placement: Vec::new(),
-        out: Default::default(),
-        leaving: Default::default(),
-        placement_version: 0,
-        history: Vec::new(),
-    };
-    l.plan_placement(None).unwrap();
-    l.assign_groups(data_groups).unwrap();
-    l
-}
-
-fn entry(etag: &str) -> ObjectEntry {
-    ObjectEntry {
-        version: VersionId(rand::random()),
-        size: 1,
-        etag: etag.into(),
-        last_modified_ms: 1,
-        content_type: None,
-        headers: vec![],
-        user_metadata: vec![],
-        checksum: None,
-        part_sizes: vec![],
-        data: ObjectData::Inline(vec![b'x']),
-    }
-}
-
-fn put(bucket: BucketId, key: &str, etag: &str, condition: Option<Condition>) -> Command {
-    Command::PutObject {
-        bucket,
-        key: key.into(),
-        entry: entry(etag),
-        condition,
-    }
-}
-
-async fn etag_of(meta: &MetaClient, bucket: BucketId, key: &str) -> Option<String> {
-    let group = meta.bucket_group(bucket).unwrap();
-    meta.get::<ObjectEntry>(group, &keys::object(bucket, key))
-        .await
-        .unwrap()
-        .map(|e| e.etag)
-}
-
-async fn wait_for_map(nodes: &[TestNode], version: u64) {
-    for _ in 0..200 {
-        if nodes
-            .iter()
-            .all(|n| n.node.tables.map().is_some_and(|m| m.version >= version))
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the cluster map did not reach every node");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_commit_read_and_survive_their_leader() {
@@ -180,15 +61,7 @@ async fn groups_commit_read_and_survive_their_leader() {
 
     // Stop the leader of the bucket's group: writes and reads go on.
     let group = meta.bucket_group(bucket).unwrap();
-    let leader = nodes
-        .iter()
-        .position(|n| {
-            n.node
-                .tables
-                .group(group)
-                .is_some_and(|g| g.raft.metrics().borrow().state == openraft::ServerState::Leader)
-        })
-        .expect("the group has a leader");
+    let leader = leader_of(&nodes, group).await;
     nodes[leader].stop().await;
     let started = std::time::Instant::now();
     assert_eq!(
@@ -249,21 +122,16 @@ async fn a_group_changes_voters_while_writes_continue() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // Add node 4 as a learner, then replace node 1 with it (joint consensus).
-    let leader_of = |nodes: &[TestNode]| {
-        nodes
-            .iter()
-            .find(|n| {
-                n.node.tables.group(group).is_some_and(|g| {
-                    g.raft.metrics().borrow().state == openraft::ServerState::Leader
-                })
-            })
-            .map(|n| n.node.clone())
-            .expect("a leader")
-    };
     let (newcomer_id, newcomer_addr) = (nodes[3].node.id, nodes[3].addr.clone());
     let newcomer = &nodes[3];
     newcomer.node.tables.ensure_group(group).await.unwrap();
-    let raft = leader_of(&nodes).tables.group(group).unwrap().raft.clone();
+    let raft = nodes[leader_of(&nodes, group).await]
+        .node
+        .tables
+        .group(group)
+        .unwrap()
+        .raft
+        .clone();
     raft.add_learner(
         newcomer.node.id.0,
         PeerNode {
@@ -277,7 +145,13 @@ async fn a_group_changes_voters_while_writes_continue() {
     let mut voters: BTreeSet<u64> = map.groups[1].voters.iter().map(|v| v.0).collect();
     voters.remove(&old.0);
     voters.insert(newcomer.node.id.0);
-    let raft = leader_of(&nodes).tables.group(group).unwrap().raft.clone();
+    let raft = nodes[leader_of(&nodes, group).await]
+        .node
+        .tables
+        .group(group)
+        .unwrap()
+        .raft
+        .clone();
     raft.change_membership(voters.clone(), false).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
