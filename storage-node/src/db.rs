@@ -90,23 +90,23 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Set `key` to `value`.
-    pub fn put(&mut self, cf: Cf, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        let (k, v) = (key.as_ref().to_vec(), value.as_ref().to_vec());
+    /// Set `key` to `value` (owned bytes are kept, not copied).
+    pub fn put(&mut self, cf: Cf, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        let (k, v) = (key.into(), value.into());
         self.bytes += k.len() + v.len();
         self.ops.push(Op::Put(cf, k, v));
     }
 
     /// Remove `key`.
-    pub fn delete(&mut self, cf: Cf, key: impl AsRef<[u8]>) {
-        let k = key.as_ref().to_vec();
+    pub fn delete(&mut self, cf: Cf, key: impl Into<Vec<u8>>) {
+        let k = key.into();
         self.bytes += k.len();
         self.ops.push(Op::Delete(cf, k));
     }
 
     /// Remove every key in `[from, to)`.
-    pub fn delete_range(&mut self, cf: Cf, from: impl AsRef<[u8]>, to: impl AsRef<[u8]>) {
-        let (f, t) = (from.as_ref().to_vec(), to.as_ref().to_vec());
+    pub fn delete_range(&mut self, cf: Cf, from: impl Into<Vec<u8>>, to: impl Into<Vec<u8>>) {
+        let (f, t) = (from.into(), to.into());
         self.bytes += f.len() + t.len();
         self.ops.push(Op::DeleteRange(cf, f, t));
     }

@@ -25,8 +25,8 @@ pub trait Files: Send + Sync + 'static {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Create `dir` and its parents (durable at once).
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
-    /// The first `limit` bytes of `path` (`NotFound` when absent).
-    fn read(&self, path: &Path, limit: usize) -> io::Result<Vec<u8>>;
+    /// `path` open for reading (`NotFound` when absent).
+    fn open(&self, path: &Path) -> io::Result<Box<dyn Read + Send>>;
     /// Whether `path` exists.
     fn exists(&self, path: &Path) -> bool;
     /// Remove `path` (`NotFound` when absent).
@@ -61,12 +61,8 @@ impl Files for OsFiles {
         std::fs::create_dir_all(dir)
     }
 
-    fn read(&self, path: &Path, limit: usize) -> io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        std::fs::File::open(path)?
-            .take(limit as u64)
-            .read_to_end(&mut out)?;
-        Ok(out)
+    fn open(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(std::fs::File::open(path)?))
     }
 
     fn exists(&self, path: &Path) -> bool {
@@ -75,6 +71,15 @@ impl Files for OsFiles {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
+    }
+}
+
+/// An open file's bytes, shared with the file.
+struct Bytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for Bytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -253,11 +258,10 @@ impl Files for MemoryFiles {
         Ok(())
     }
 
-    fn read(&self, path: &Path, limit: usize) -> io::Result<Vec<u8>> {
+    fn open(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
         let s = self.lock()?;
         let id = s.names.get(path).ok_or_else(|| not_found(path))?;
-        let data = &s.inodes[id].data;
-        Ok(data[..limit.min(data.len())].to_vec())
+        Ok(Box::new(io::Cursor::new(Bytes(s.inodes[id].data.clone()))))
     }
 
     fn exists(&self, path: &Path) -> bool {
@@ -277,6 +281,12 @@ impl Files for MemoryFiles {
 mod tests {
     use super::*;
 
+    fn read(fs: &MemoryFiles, path: &Path) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        fs.open(path)?.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
     #[test]
     fn only_synced_bytes_under_synced_names_survive_a_power_loss() {
         let fs = MemoryFiles::new();
@@ -294,15 +304,15 @@ mod tests {
         fs.remove(&a).unwrap();
         assert!(!fs.exists(&a));
         fs.power_loss(|len| Some(len / 4));
-        assert!(fs.read(&a, 100).is_err(), "a handle from before fails");
+        assert!(read(&fs, &a).is_err(), "a handle from before fails");
         let fs = fs.reopen();
         assert_eq!(
-            fs.read(&a, 100).unwrap(),
+            read(&fs, &a).unwrap(),
             b"aaaa",
             "the removal was not synced"
         );
         assert!(!fs.exists(&b));
-        assert_eq!(fs.read(&c, 100).unwrap(), b"c");
+        assert_eq!(read(&fs, &c).unwrap(), b"c");
     }
 
     #[test]
@@ -321,7 +331,7 @@ mod tests {
         fs.sync_dir(dir).unwrap();
         fs.power_loss(|_| None);
         let fs = fs.reopen();
-        assert_eq!(fs.read(&file, 10).unwrap(), b"new");
+        assert_eq!(read(&fs, &file).unwrap(), b"new");
         assert!(fs.write_new(Path::new("/nodir/x"), &[b""], true).is_err());
     }
 }

@@ -86,7 +86,6 @@ impl Node {
         config: &NodeConfig,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> Result<Arc<Self>> {
-        config.validate().map_err(Error::BadRequest)?;
         std::fs::create_dir_all(&config.data_dir)?;
         let disk = crate::disk::Disk::open(&config.data_dir)?;
         Self::open_on(config, disk, metrics).await
@@ -100,7 +99,6 @@ impl Node {
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> Result<Arc<Self>> {
         config.validate().map_err(Error::BadRequest)?;
-        std::fs::create_dir_all(&config.data_dir)?;
         let db = disk.kv;
         let id = match db.get(Cf::Node, b"node_id")? {
             Some(v) if v.len() == 8 => NodeId(u64::from_le_bytes(v[..].try_into().expect("8"))),

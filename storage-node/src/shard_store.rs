@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::files::Files;
 use cairn::codec::{CodecId, ErasureProfile, ShardGeometry};
 use cairn::id::{ChunkId, shard_checksum};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -211,10 +212,7 @@ impl FileShardStore {
         index: u8,
     ) -> Result<(Vec<u8>, Option<ShardGeometry>)> {
         let path = self.shard_path(chunk, index);
-        let file = match self
-            .files
-            .read(&path, SHARD_HEADER_LEN + MAX_SHARD_BYTES + 1)
-        {
+        let mut f = match self.files.open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::ShardNotFound {
@@ -229,25 +227,20 @@ impl FileShardStore {
             index,
         };
         let mut header = [0u8; SHARD_HEADER_LEN];
-        if file.len() < SHARD_HEADER_LEN_V1 {
+        if f.read_exact(&mut header[..SHARD_HEADER_LEN_V1]).is_err()
+            || &header[..4] != SHARD_MAGIC
+            || header[5] != index
+            || header[48..80] != chunk.0
+        {
             return Err(corrupt());
         }
-        header[..SHARD_HEADER_LEN_V1].copy_from_slice(&file[..SHARD_HEADER_LEN_V1]);
-        if &header[..4] != SHARD_MAGIC || header[5] != index || header[48..80] != chunk.0 {
-            return Err(corrupt());
-        }
-        let (geometry, header_len) = match header[4] {
-            1 => (None, SHARD_HEADER_LEN_V1),
+        let geometry = match header[4] {
+            1 => None,
             2 => {
-                if file.len() < SHARD_HEADER_LEN {
+                if f.read_exact(&mut header[SHARD_HEADER_LEN_V1..]).is_err() {
                     return Err(corrupt());
                 }
-                header[SHARD_HEADER_LEN_V1..]
-                    .copy_from_slice(&file[SHARD_HEADER_LEN_V1..SHARD_HEADER_LEN]);
-                (
-                    Some(geometry_of(&header[80..91]).ok_or_else(corrupt)?),
-                    SHARD_HEADER_LEN,
-                )
+                Some(geometry_of(&header[80..91]).ok_or_else(corrupt)?)
             }
             _ => return Err(corrupt()),
         };
@@ -255,8 +248,8 @@ impl FileShardStore {
         if len > MAX_SHARD_BYTES || geometry.is_some_and(|g| g.shard_len() != len) {
             return Err(corrupt());
         }
-        let mut data = file;
-        data.drain(..header_len);
+        let mut data = Vec::with_capacity(len);
+        f.take(len as u64 + 1).read_to_end(&mut data)?;
         if data.len() != len || shard_checksum(&data) != header[16..48] {
             return Err(corrupt());
         }

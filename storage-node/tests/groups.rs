@@ -125,13 +125,7 @@ async fn a_group_changes_voters_while_writes_continue() {
     let (newcomer_id, newcomer_addr) = (nodes[3].node.id, nodes[3].addr.clone());
     let newcomer = &nodes[3];
     newcomer.node.tables.ensure_group(group).await.unwrap();
-    let raft = nodes[leader_of(&nodes, group).await]
-        .node
-        .tables
-        .group(group)
-        .unwrap()
-        .raft
-        .clone();
+    let raft = leader_raft(&nodes, group).await;
     raft.add_learner(
         newcomer.node.id.0,
         PeerNode {
@@ -145,13 +139,7 @@ async fn a_group_changes_voters_while_writes_continue() {
     let mut voters: BTreeSet<u64> = map.groups[1].voters.iter().map(|v| v.0).collect();
     voters.remove(&old.0);
     voters.insert(newcomer.node.id.0);
-    let raft = nodes[leader_of(&nodes, group).await]
-        .node
-        .tables
-        .group(group)
-        .unwrap()
-        .raft
-        .clone();
+    let raft = leader_raft(&nodes, group).await;
     raft.change_membership(voters.clone(), false).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -178,3 +178,15 @@ pub async fn leader_of(nodes: &[TestNode], group: GroupId) -> usize {
         }
     }
 }
+
+/// The Raft handle of `group` on its leader (waiting for one, as
+/// [`leader_of`]).
+pub async fn leader_raft(nodes: &[TestNode], group: GroupId) -> cairn_node::table::Raft {
+    nodes[leader_of(nodes, group).await]
+        .node
+        .tables
+        .group(group)
+        .expect("the leader hosts the group")
+        .raft
+        .clone()
+}
