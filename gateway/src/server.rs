@@ -15,7 +15,6 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Result, s3_error};
 use std::future::Future;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 
 struct KeyAuth(Arc<Gateway>);
 
@@ -142,12 +141,16 @@ pub fn router(gw: Arc<Gateway>) -> Router {
 }
 
 /// Serve the gateway on `listener` until `shutdown` completes.
-pub async fn run(
+pub async fn run<L>(
     gw: Arc<Gateway>,
-    listener: TcpListener,
+    listener: L,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "gateway serving");
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    tracing::info!(addr = ?listener.local_addr()?, "gateway serving");
     axum::serve(listener, router(gw))
         .with_graceful_shutdown(shutdown)
         .await

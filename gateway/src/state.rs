@@ -32,8 +32,17 @@ impl Gateway {
         config: GatewayConfig,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> anyhow::Result<Arc<Self>> {
+        Self::new_on(config, cairn_node::net::Network::tcp(), metrics).await
+    }
+
+    /// Build the gateway state, reaching the nodes over `network`.
+    pub async fn new_on(
+        config: GatewayConfig,
+        network: cairn_node::net::Network,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> anyhow::Result<Arc<Self>> {
         config.validate().map_err(anyhow::Error::msg)?;
-        let client = NodeClient::new(&config.cluster_secret);
+        let client = NodeClient::on(&config.cluster_secret, &network);
         let cluster = Arc::new(Cluster::new(client, config.seed_nodes.clone()));
         cluster.refresh().await;
         cluster.spawn_watchers();

@@ -106,36 +106,44 @@ fn signature(
 
 /// Sign an outgoing request in place: adds `host` when missing, the body's
 /// hash and a fresh nonce.
-pub fn sign_request(secret: &str, req: &mut reqwest::Request) -> Result<()> {
-    let hash = content_hash(req.body().and_then(|b| b.as_bytes()).unwrap_or_default());
+pub fn sign_request(secret: &str, parts: &mut http::request::Parts, body: &[u8]) -> Result<()> {
     let counter = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nonce = format!("{:016x}-{counter:x}", *SENDER);
-    let set = |req: &mut reqwest::Request, name: &'static str, value: String| -> Result<()> {
-        req.headers_mut().insert(
-            name,
-            value.parse().map_err(|_| Error::BadRequest(name.into()))?,
-        );
+    let headers = &mut parts.headers;
+    let mut set = |name: http::HeaderName, value: &str| -> Result<()> {
+        let value = value
+            .parse()
+            .map_err(|_| Error::BadRequest(name.to_string()))?;
+        headers.insert(name, value);
         Ok(())
     };
-    set(req, CONTENT_HASH_HEADER, hash)?;
-    set(req, NONCE_HEADER, nonce)?;
-    let url = req.url().clone();
-    if !req.headers().contains_key(http::header::HOST) {
-        let host = match url.port() {
-            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-            None => url.host_str().unwrap_or_default().to_owned(),
-        };
-        req.headers_mut().insert(
-            http::header::HOST,
-            host.parse().map_err(|_| Error::BadRequest("host".into()))?,
-        );
+    set(
+        http::HeaderName::from_static(CONTENT_HASH_HEADER),
+        &content_hash(body),
+    )?;
+    set(http::HeaderName::from_static(NONCE_HEADER), &nonce)?;
+    let host = parts
+        .uri
+        .authority()
+        .ok_or_else(|| Error::BadRequest("no host in the request URI".into()))?
+        .as_str()
+        .to_owned();
+    if !parts.headers.contains_key(http::header::HOST) {
+        let value = host.parse().map_err(|_| Error::BadRequest("host".into()))?;
+        parts.headers.insert(http::header::HOST, value);
     }
-    let headers = signed_header_names(req.headers());
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let url = format!("http://{host}{path}");
+    let signed = signed_header_names(&parts.headers);
     let (add, _) = signature(
         secret,
-        req.method().as_str(),
-        url.as_str(),
-        &headers,
+        parts.method.as_str(),
+        &url,
+        &signed,
         SystemTime::now(),
     )?;
     for (name, value) in add {
@@ -143,7 +151,7 @@ pub fn sign_request(secret: &str, req: &mut reqwest::Request) -> Result<()> {
         let value = value
             .parse()
             .map_err(|_| Error::BadRequest("header".into()))?;
-        req.headers_mut().insert(name, value);
+        parts.headers.insert(name, value);
     }
     Ok(())
 }
@@ -370,26 +378,25 @@ mod tests {
         assert!(parse_amz_date("garbage").is_none());
     }
 
-    fn signed(secret: &str) -> reqwest::Request {
-        let client = reqwest::Client::new();
-        let mut req = client
-            .put("http://127.0.0.1:7000/v1/shards/ab/1")
+    fn signed(secret: &str, method: http::Method, url: &str, body: &[u8]) -> http::request::Parts {
+        let (mut parts, ()) = http::Request::builder()
+            .method(method)
+            .uri(url)
             .header("x-cairn-shard-checksum", "00ff")
-            .build()
-            .unwrap();
-        sign_request(secret, &mut req).unwrap();
-        req
+            .body(())
+            .unwrap()
+            .into_parts();
+        sign_request(secret, &mut parts, body).unwrap();
+        parts
     }
 
-    fn check(secret: &str, req: &reqwest::Request) -> Result<()> {
-        let uri: http::Uri = req.url().as_str().parse().unwrap();
-        let body = req.body().and_then(|b| b.as_bytes()).unwrap_or_default();
+    fn check(secret: &str, req: &http::request::Parts, body: &[u8]) -> Result<()> {
         verify_request(
             secret,
             &ReplayGuard::new(),
-            req.method(),
-            &uri,
-            req.headers(),
+            &req.method,
+            &req.uri,
+            &req.headers,
             body,
         )
     }
@@ -397,20 +404,20 @@ mod tests {
     #[test]
     fn a_request_is_accepted_once_and_only_with_its_own_body() {
         let secret = "s".repeat(40);
-        let client = reqwest::Client::new();
-        let mut req = client
-            .post("http://127.0.0.1:7000/v1/meta/command")
-            .body(b"the real body".to_vec())
-            .build()
-            .unwrap();
-        sign_request(&secret, &mut req).unwrap();
-        let uri: http::Uri = req.url().as_str().parse().unwrap();
+        let body = b"the real body";
+        let req = signed(
+            &secret,
+            http::Method::POST,
+            "http://127.0.0.1:7000/v1/meta/command",
+            body,
+        );
         let guard = ReplayGuard::new();
-        let verify =
-            |body: &[u8]| verify_request(&secret, &guard, req.method(), &uri, req.headers(), body);
+        let verify = |body: &[u8]| {
+            verify_request(&secret, &guard, &req.method, &req.uri, &req.headers, body)
+        };
         assert!(verify(b"another body").is_err(), "body swap refused");
-        verify(b"the real body").unwrap();
-        assert!(verify(b"the real body").is_err(), "replay refused");
+        verify(body).unwrap();
+        assert!(verify(body).is_err(), "replay refused");
     }
 
     #[test]
@@ -428,16 +435,20 @@ mod tests {
     #[test]
     fn a_signed_request_verifies_and_a_tampered_one_does_not() {
         let secret = "s".repeat(40);
-        let req = signed(&secret);
-        check(&secret, &req).unwrap();
-        assert!(check(&"t".repeat(40), &req).is_err());
-        let mut tampered = signed(&secret);
+        let url = "http://127.0.0.1:7000/v1/shards/ab/1";
+        let req = signed(&secret, http::Method::PUT, url, b"");
+        check(&secret, &req, b"").unwrap();
+        assert!(check(&"t".repeat(40), &req, b"").is_err());
+        let mut tampered = signed(&secret, http::Method::PUT, url, b"");
         tampered
-            .headers_mut()
+            .headers
             .insert("x-cairn-shard-checksum", "00fe".parse().unwrap());
-        assert!(check(&secret, &tampered).is_err());
-        let mut other_path = signed(&secret);
-        *other_path.url_mut() = "http://127.0.0.1:7000/v1/shards/ab/2".parse().unwrap();
-        assert!(check(&secret, &other_path).is_err());
+        assert!(check(&secret, &tampered, b"").is_err());
+        let mut other_path = signed(&secret, http::Method::PUT, url, b"");
+        other_path.uri = "http://127.0.0.1:7000/v1/shards/ab/2".parse().unwrap();
+        assert!(check(&secret, &other_path, b"").is_err());
+        let mut other_method = signed(&secret, http::Method::PUT, url, b"");
+        other_method.method = http::Method::DELETE;
+        assert!(check(&secret, &other_method, b"").is_err());
     }
 }

@@ -21,6 +21,7 @@ pub mod files;
 pub mod gc;
 pub mod liveness;
 pub mod logging;
+pub mod net;
 pub mod repair;
 pub mod scrub;
 pub mod server;

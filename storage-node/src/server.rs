@@ -6,6 +6,7 @@ use crate::client::NodeClient;
 use crate::config::NodeConfig;
 use crate::db::{Cf, Db};
 use crate::error::{Error, Result};
+use crate::net::Network;
 use crate::shard_store::{FileShardStore, MAX_LIST_SHARDS, MAX_SHARD_BYTES, ShardStore};
 use crate::table::groups::Tables;
 use crate::table::network::{self, RaftBatch, RaftBatchReply};
@@ -27,7 +28,6 @@ use cairn::rpc::{
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::net::TcpListener;
 
 /// Largest control (non-shard) request body: a metadata batch.
 pub const MAX_CONTROL_BODY_BYTES: usize = 64 << 20;
@@ -64,6 +64,7 @@ pub struct Node {
     /// The metadata groups it hosts.
     pub tables: Arc<Tables>,
     secret: String,
+    network: Network,
     replay: auth::ReplayGuard,
     corrupt_detected: AtomicU64,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -88,14 +89,15 @@ impl Node {
     ) -> Result<Arc<Self>> {
         std::fs::create_dir_all(&config.data_dir)?;
         let disk = crate::disk::Disk::open(&config.data_dir)?;
-        Self::open_on(config, disk, metrics).await
+        Self::open_on(config, disk, Network::tcp(), metrics).await
     }
 
-    /// Open the node on `disk` (its Raft snapshots are files under
-    /// `config.data_dir` whatever the disk).
+    /// Open the node on `disk`, reaching its peers over `network` (its Raft
+    /// snapshots are files under `config.data_dir` whatever the disk).
     pub async fn open_on(
         config: &NodeConfig,
         disk: crate::disk::Disk,
+        network: Network,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> Result<Arc<Self>> {
         config.validate().map_err(Error::BadRequest)?;
@@ -118,7 +120,7 @@ impl Node {
             id,
             db.clone(),
             config.data_dir.clone(),
-            NodeClient::new(&config.cluster_secret),
+            NodeClient::on(&config.cluster_secret, &network),
             config.read_barrier,
         )
         .await?;
@@ -129,7 +131,7 @@ impl Node {
             db.clone(),
             shards.clone(),
             Arc::downgrade(&tables),
-            NodeClient::new(&config.cluster_secret),
+            NodeClient::on(&config.cluster_secret, &network),
             shard_transfers.clone(),
             MAX_CONCURRENT_SHARD_TRANSFERS,
         );
@@ -139,7 +141,7 @@ impl Node {
         let gc = crate::gc::Gc::new(
             shards.clone(),
             Arc::downgrade(&tables),
-            NodeClient::new(&config.cluster_secret),
+            NodeClient::on(&config.cluster_secret, &network),
             config.gc_grace,
         );
         gc.spawn();
@@ -149,6 +151,7 @@ impl Node {
             shards,
             tables,
             secret: config.cluster_secret.clone(),
+            network,
             replay: auth::ReplayGuard::new(),
             corrupt_detected: AtomicU64::new(0),
             metrics,
@@ -205,7 +208,7 @@ impl Node {
                     node: node.id,
                     addr: addr.clone(),
                 };
-                let client = NodeClient::new(&node.secret);
+                let client = NodeClient::on(&node.secret, &node.network);
                 drop(node);
                 for a in &join {
                     let _ = client.rpc_hello(a, &hello).await;
@@ -699,13 +702,17 @@ pub fn router(node: Arc<Node>) -> Router {
 }
 
 /// Serve `node` on `listener` until `shutdown` completes.
-pub async fn run(
+pub async fn run<L>(
     node: Arc<Node>,
-    listener: TcpListener,
+    listener: L,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let addr = listener.local_addr()?;
-    tracing::info!(node = %node.id, %addr, "storage node serving");
+    tracing::info!(node = %node.id, ?addr, "storage node serving");
     axum::serve(listener, router(node))
         .with_graceful_shutdown(shutdown)
         .await

@@ -179,17 +179,22 @@ async fn a_captured_request_cannot_be_replayed_or_given_another_body() {
     let mut node = start_node().await;
     let http = reqwest::Client::new();
     let staged = cairn::rpc::StagedLayout::default();
-    let mut req = http
-        .put(format!("http://{}/v1/layout/staged", node.addr))
-        .body(cairn::record::encode(&staged))
-        .build()
-        .unwrap();
-    cairn_node::auth::sign_request(SECRET, &mut req).unwrap();
-    let replay = req.try_clone().unwrap();
-    let mut swapped = req.try_clone().unwrap();
+    let body = cairn::record::encode(&staged);
+    let (mut parts, ()) = http::Request::builder()
+        .method(http::Method::PUT)
+        .uri(format!("http://{}/v1/layout/staged", node.addr))
+        .body(())
+        .unwrap()
+        .into_parts();
+    cairn_node::auth::sign_request(SECRET, &mut parts, &body).unwrap();
+    let request = |body: Vec<u8>| {
+        reqwest::Request::try_from(http::Request::from_parts(parts.clone(), body)).unwrap()
+    };
+    let req = request(body.clone());
+    let replay = request(body);
     let mut other = staged.clone();
     other.base_version = 99;
-    *swapped.body_mut() = Some(cairn::record::encode(&other).into());
+    let swapped = request(cairn::record::encode(&other));
     // The body swapped on the way: refused, and the genuine request still
     // goes through once.
     assert_eq!(http.execute(swapped).await.unwrap().status().as_u16(), 403);

@@ -67,9 +67,14 @@ pub async fn start_on(
     listen: &str,
     fsync: bool,
 ) -> TestNode {
-    let node = Node::open_on(&config(dir.path(), fsync), disk.disk(), None)
-        .await
-        .unwrap();
+    let node = Node::open_on(
+        &config(dir.path(), fsync),
+        disk.disk(),
+        cairn_node::net::Network::tcp(),
+        None,
+    )
+    .await
+    .unwrap();
     serve(node, listen, dir).await
 }
 
