@@ -33,6 +33,13 @@ else
     cargo test --locked --workspace --no-fail-fast
 fi
 
+# Seeds change every day (the day number, times a thousand), so runs keep
+# exploring new schedules; a failure prints its seed and the replay command.
+SIM_SEEDS="${SIM_SEEDS:-40}"
+SIM_FIRST="${SIM_FIRST:-$(( $(date +%s) / 86400 * 1000 ))}"
+step "whole clusters in simulation: $SIM_SEEDS seeds from $SIM_FIRST"
+scripts/simulate.sh --seeds "$SIM_SEEDS" --seed "$SIM_FIRST"
+
 step "gateway memory during a 1 GiB PUT and GET (limit 256 MiB)"
 scripts/measure-memory.sh 1073741824 256
 

@@ -22,7 +22,26 @@ impl Clock for SystemClock {
     }
 }
 
-/// Milliseconds since the epoch by the system clock.
+/// Where this process reads the time, when not from the system clock.
+static SOURCE: std::sync::OnceLock<fn() -> u64> = std::sync::OnceLock::new();
+
+/// Make `source` (milliseconds since the epoch) this process's clock: a
+/// simulation drives time this way. Once per process, before anything
+/// reads the time; `false` if a source was already installed.
+pub fn install(source: fn() -> u64) -> bool {
+    SOURCE.set(source).is_ok()
+}
+
+/// Milliseconds since the epoch by this process's clock (the system
+/// clock unless a simulation installed its own).
 pub fn now_ms() -> u64 {
-    SystemClock.now_ms()
+    match SOURCE.get() {
+        Some(source) => source(),
+        None => SystemClock.now_ms(),
+    }
+}
+
+/// [`now_ms`] as a `SystemTime`.
+pub fn now() -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(now_ms())
 }

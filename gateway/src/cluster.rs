@@ -13,7 +13,7 @@ use cairn::layout::Layout;
 use cairn_node::chunks::Placement;
 use cairn_node::client::NodeClient;
 use cairn_node::table::client::MapSource;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -35,7 +35,7 @@ pub struct Cluster {
     seeds: Vec<String>,
     current: RwLock<Option<Current>>,
     // Addresses with a running watch task.
-    watched: Mutex<HashSet<String>>,
+    watched: Mutex<BTreeSet<String>>,
 }
 
 impl MapSource for Cluster {
@@ -55,7 +55,7 @@ impl Cluster {
             client,
             seeds,
             current: RwLock::new(None),
-            watched: Mutex::new(HashSet::new()),
+            watched: Mutex::new(BTreeSet::new()),
         }
     }
 

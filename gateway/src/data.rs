@@ -113,7 +113,7 @@ pub struct DataPath {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
+    cairn_node::blocking::spawn(f)
         .await
         .map_err(|e| Error::Body(format!("worker task failed: {e}")))
 }

@@ -16,9 +16,10 @@ use cairn::command::{Command, Outcome};
 use cairn::record::{self, AccessKeyRecord, BucketRecord, GroupId, MetaKey, keys};
 use cairn::rpc::SystemChanges;
 use cairn_node::table::client::MetaClient;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Longest a cached system record is used without a feed answer asked for
 /// since: the bound on how long a deleted bucket or key can still be used.
@@ -30,7 +31,7 @@ pub const FEED_RETRY: Duration = Duration::from_millis(200);
 
 #[derive(Default)]
 struct Cache {
-    records: HashMap<MetaKey, Option<Vec<u8>>>,
+    records: BTreeMap<MetaKey, Option<Vec<u8>>>,
     // When the last feed answer was asked for.
     confirmed_at: Option<Instant>,
     // The system index the cache reflects.

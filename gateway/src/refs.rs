@@ -17,13 +17,15 @@
 
 use crate::error::{Error, Result};
 use crate::meta::Meta;
+use cairn::clock::now_ms;
 use cairn::command::{Command, MAX_REF_BATCH, Outcome};
 use cairn::id::ChunkId;
 use cairn::layout::data_group_of;
 use cairn::record::{BucketId, GroupId, Referrer, VersionId};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// How often a write renews its intent (the nodes cancel one not renewed for
 /// `cairn_node::gc::INTENT_TTL`).
@@ -36,12 +38,6 @@ pub const CHUNK_BUSY_DEADLINE: Duration = Duration::from_secs(30);
 pub const CHUNK_BUSY_PAUSE: Duration = Duration::from_millis(20);
 /// Longest pause between two asks for a chunk being deleted.
 pub const CHUNK_BUSY_PAUSE_MAX: Duration = Duration::from_millis(500);
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fate {

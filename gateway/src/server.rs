@@ -61,7 +61,7 @@ async fn s3_fallback(State(svc): State<Arc<S3Service>>, req: Request) -> Respons
 /// does, run the request under a span carrying it, and write one log line
 /// for each request that failed (see `request_log`).
 async fn request_id(req: Request, next: axum::middleware::Next) -> Response {
-    let id = format!("{:016X}", rand::random::<u64>());
+    let id = format!("{:016X}", cairn_node::random::random::<u64>());
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let span = tracing::info_span!("request", id = %id);
     let (mut resp, cause) =

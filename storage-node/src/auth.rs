@@ -6,10 +6,10 @@
 //!
 //! - `x-cairn-content-blake3`: the BLAKE3 of the body, which the receiver
 //!   checks, so a captured request cannot carry another body;
-//! - `x-cairn-nonce`: `SENDER-COUNTER`, a random id of the sending process
-//!   and a counter it increments per request. Each receiver remembers, per
-//!   sender, the highest counter seen and which of the [`REPLAY_WINDOW`]
-//!   before it were used ([`ReplayGuard`]), so a captured request is
+//! - `x-cairn-nonce`: `SENDER-COUNTER`, a random id of the sending client
+//!   ([`Signer`]) and a counter it increments per request. Each receiver
+//!   remembers, per sender, the highest counter seen and which of the
+//!   [`REPLAY_WINDOW`] before it were used ([`ReplayGuard`]), so a captured request is
 //!   accepted once. Requests dated more than [`MAX_CLOCK_SKEW`] away, or
 //!   from before the receiver started (it remembers nothing older), are
 //!   refused.
@@ -44,9 +44,35 @@ pub const REPLAY_WINDOW: u64 = 4096;
 /// requests dated before that moment are refused.
 pub const MAX_REPLAY_SENDERS: usize = 4096;
 
-/// This process's sender id and request counter.
-static SENDER: std::sync::LazyLock<u64> = std::sync::LazyLock::new(rand::random);
-static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+/// Signs outgoing requests as one sender: a random sender id and the
+/// counter of its requests.
+#[derive(Debug)]
+pub struct Signer {
+    secret: String,
+    sender: u64,
+    counter: std::sync::atomic::AtomicU64,
+}
+
+impl Signer {
+    /// A new sender signing with `secret`.
+    pub fn new(secret: &str) -> Self {
+        Self {
+            secret: secret.to_owned(),
+            sender: crate::random::random(),
+            counter: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    /// Sign an outgoing request in place: adds `host` when missing, the
+    /// body's hash and a fresh nonce.
+    pub fn sign(&self, parts: &mut http::request::Parts, body: &[u8]) -> Result<()> {
+        let counter = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nonce = format!("{:016x}-{counter:x}", self.sender);
+        sign_request(&self.secret, &nonce, parts, body)
+    }
+}
 
 /// The BLAKE3 of a body, hex.
 pub fn content_hash(body: &[u8]) -> String {
@@ -104,11 +130,12 @@ fn signature(
     Ok((add, signature))
 }
 
-/// Sign an outgoing request in place: adds `host` when missing, the body's
-/// hash and a fresh nonce.
-pub fn sign_request(secret: &str, parts: &mut http::request::Parts, body: &[u8]) -> Result<()> {
-    let counter = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nonce = format!("{:016x}-{counter:x}", *SENDER);
+fn sign_request(
+    secret: &str,
+    nonce: &str,
+    parts: &mut http::request::Parts,
+    body: &[u8],
+) -> Result<()> {
     let headers = &mut parts.headers;
     let mut set = |name: http::HeaderName, value: &str| -> Result<()> {
         let value = value
@@ -121,7 +148,7 @@ pub fn sign_request(secret: &str, parts: &mut http::request::Parts, body: &[u8])
         http::HeaderName::from_static(CONTENT_HASH_HEADER),
         &content_hash(body),
     )?;
-    set(http::HeaderName::from_static(NONCE_HEADER), &nonce)?;
+    set(http::HeaderName::from_static(NONCE_HEADER), nonce)?;
     let host = parts
         .uri
         .authority()
@@ -144,7 +171,7 @@ pub fn sign_request(secret: &str, parts: &mut http::request::Parts, body: &[u8])
         parts.method.as_str(),
         &url,
         &signed,
-        SystemTime::now(),
+        cairn::clock::now(),
     )?;
     for (name, value) in add {
         let name: http::HeaderName = name.parse().map_err(|_| Error::BadRequest(name.clone()))?;
@@ -183,7 +210,7 @@ pub fn verify_request(
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| fail("no x-amz-date"))?;
     let time = parse_amz_date(date).ok_or_else(|| fail("bad x-amz-date"))?;
-    let now = SystemTime::now();
+    let now = cairn::clock::now();
     let skew = now
         .duration_since(time)
         .or_else(|_| time.duration_since(now))
@@ -228,7 +255,7 @@ struct Window {
     // The highest counter seen, and a bit per counter below it.
     highest: u64,
     seen: Vec<u64>,
-    heard: std::time::Instant,
+    heard: tokio::time::Instant,
 }
 
 impl Window {
@@ -236,7 +263,7 @@ impl Window {
         let mut w = Self {
             highest: counter,
             seen: vec![0; (REPLAY_WINDOW / 64) as usize],
-            heard: std::time::Instant::now(),
+            heard: tokio::time::Instant::now(),
         };
         w.mark(counter);
         w
@@ -254,7 +281,7 @@ impl Window {
 
     /// Whether `counter` is new; records it.
     fn admit(&mut self, counter: u64) -> bool {
-        self.heard = std::time::Instant::now();
+        self.heard = tokio::time::Instant::now();
         if counter > self.highest {
             // Slots between the old and the new highest now stand for
             // counters never seen: clear them.
@@ -281,7 +308,7 @@ impl Window {
 
 /// The nonces a node has accepted: each request once.
 pub struct ReplayGuard {
-    senders: std::sync::Mutex<std::collections::HashMap<u64, Window>>,
+    senders: std::sync::Mutex<std::collections::BTreeMap<u64, Window>>,
     // Requests dated before this are refused: the guard remembers nothing
     // of them (it started later, or forgot their sender).
     forgotten_before: std::sync::Mutex<SystemTime>,
@@ -300,7 +327,7 @@ impl ReplayGuard {
         // before a restart may still arrive.
         Self {
             senders: Default::default(),
-            forgotten_before: std::sync::Mutex::new(SystemTime::now() - Duration::from_secs(1)),
+            forgotten_before: std::sync::Mutex::new(cairn::clock::now() - Duration::from_secs(1)),
         }
     }
 
@@ -327,7 +354,7 @@ impl ReplayGuard {
                 && let Some(quietest) = senders.iter().min_by_key(|(_, w)| w.heard).map(|(s, _)| *s)
             {
                 senders.remove(&quietest);
-                *forgotten = SystemTime::now();
+                *forgotten = cairn::clock::now();
             }
         }
         senders.insert(sender, Window::new(counter));
@@ -386,7 +413,7 @@ mod tests {
             .body(())
             .unwrap()
             .into_parts();
-        sign_request(secret, &mut parts, body).unwrap();
+        Signer::new(secret).sign(&mut parts, body).unwrap();
         parts
     }
 

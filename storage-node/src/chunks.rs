@@ -59,7 +59,7 @@ pub fn codec_for(profile: ErasureProfile) -> Result<Arc<dyn Codec>> {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
+    crate::blocking::spawn(f)
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))
 }

@@ -17,7 +17,7 @@ use cairn::rpc::{
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -62,8 +62,8 @@ type Http = hyper_util::client::legacy::Client<crate::net::Connector, Full<Bytes
 #[derive(Clone)]
 pub struct NodeClient {
     http: Http,
-    secret: Arc<str>,
-    suspects: Arc<Mutex<HashMap<String, Instant>>>,
+    signer: Arc<auth::Signer>,
+    suspects: Arc<Mutex<BTreeMap<String, Instant>>>,
 }
 
 /// Whether a request honours the suspect list (data and metadata) or goes
@@ -144,7 +144,7 @@ impl NodeClient {
             .build(network.connector());
         Self {
             http,
-            secret: cluster_secret.into(),
+            signer: Arc::new(auth::Signer::new(cluster_secret)),
             suspects: Arc::default(),
         }
     }
@@ -208,7 +208,7 @@ impl NodeClient {
             .body(())
             .map_err(|e| rpc_err(e.to_string()))?
             .into_parts();
-        auth::sign_request(&self.secret, &mut parts, &body)?;
+        self.signer.sign(&mut parts, &body)?;
         let req = http::Request::from_parts(parts, Full::new(body));
         let deadline = Instant::now() + timeout;
         let outcome = async {

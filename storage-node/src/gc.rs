@@ -34,6 +34,7 @@ use crate::client::NodeClient;
 use crate::shard_store::{ShardStore, next_index_key};
 use crate::table::client::{MapSource, MetaClient};
 use crate::table::groups::Tables;
+use cairn::clock::now_ms;
 use cairn::command::{Command, MAX_REF_BATCH, Outcome};
 use cairn::id::ChunkId;
 use cairn::layout::{Layout, data_group_of};
@@ -133,12 +134,6 @@ pub struct Gc {
     dropping: tokio::sync::Mutex<()>,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl Gc {
     /// A collector over this node's stores.
     pub fn new(
@@ -194,6 +189,8 @@ impl Gc {
                     notified.as_mut().enable();
                     if !me.upgrade().is_some_and(|g| g.due()) {
                         tokio::select! {
+                            // In order, so a simulation replays exactly.
+                            biased;
                             _ = notified => {}
                             _ = tokio::time::sleep(PASS_INTERVAL) => {}
                         }
@@ -534,11 +531,19 @@ impl Gc {
         complete
     }
 
+    /// The grace period, ms.
+    fn grace_ms(&self) -> u64 {
+        if crate::sabotage::on(&crate::sabotage::GC_IGNORES_GRACE) {
+            return 0;
+        }
+        self.grace.as_millis() as u64
+    }
+
     /// Step 3: delete the chunks of `group` unreferenced for the grace (and
     /// finish those a pass left condemned). Returns whether it did all it
     /// could, and the chunks (and bytes) still waiting for the grace.
     async fn collect(&self, group: GroupId) -> (bool, u64, u64) {
-        let due_before = now_ms().saturating_sub(self.grace.as_millis() as u64);
+        let due_before = now_ms().saturating_sub(self.grace_ms());
         let mut after: Option<String> = None;
         let (mut complete, mut waiting, mut waiting_bytes) = (true, 0u64, 0u64);
         loop {
@@ -593,7 +598,7 @@ impl Gc {
         let condemn = Command::Condemn {
             chunks,
             now_ms: now_ms(),
-            grace_ms: self.grace.as_millis() as u64,
+            grace_ms: self.grace_ms(),
             orphans,
         };
         let stale_before = now_ms().saturating_sub(CONDEMNED_STALE.as_millis() as u64);
@@ -616,7 +621,7 @@ impl Gc {
             return true;
         }
         tokio::time::sleep(self.delete_delay).await;
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let placement = &placement;
         let deleted: Vec<(ChunkId, u64)> = futures::stream::iter(condemned.iter().copied())
             .map(|c| async move { (c, self.delete_everywhere(placement, &c).await) })
@@ -696,7 +701,7 @@ impl Gc {
     /// Step 4: this node's shards older than the grace whose chunk no
     /// group knows.
     async fn sweep(&self) -> bool {
-        let old_before = now_ms().saturating_sub(self.grace.as_millis() as u64);
+        let old_before = now_ms().saturating_sub(self.grace_ms());
         let groups = self.groups();
         let mut from = [0u8; 33];
         let to = [0xffu8; 33];

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod blocking;
 pub mod chunks;
 pub mod client;
 pub mod config;
@@ -22,7 +23,9 @@ pub mod gc;
 pub mod liveness;
 pub mod logging;
 pub mod net;
+pub mod random;
 pub mod repair;
+pub mod sabotage;
 pub mod scrub;
 pub mod server;
 pub mod shard_store;

@@ -13,9 +13,10 @@
 
 use cairn::id::NodeId;
 use cairn::rpc::{Liveness, NodeBeat, PeerView};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Phi above which a peer is suspect.
 pub const SUSPECT_PHI: f64 = 1.0;
@@ -47,10 +48,10 @@ struct Peer {
 pub struct Detector {
     started: Instant,
     started_wall_ms: u64,
-    peers: Mutex<HashMap<NodeId, Peer>>,
+    peers: Mutex<BTreeMap<NodeId, Peer>>,
     // Peers never heard: when this detector was first asked about them (a
     // node just added to the layout is not down for the time before it).
-    expected: Mutex<HashMap<NodeId, (Instant, u64)>>,
+    expected: Mutex<BTreeMap<NodeId, (Instant, u64)>>,
 }
 
 impl Default for Detector {
@@ -59,12 +60,9 @@ impl Default for Detector {
     }
 }
 
-/// Milliseconds since the epoch now.
+/// Milliseconds since the epoch now (the process clock).
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    cairn::clock::now_ms()
 }
 
 /// Phi of a silence of `elapsed_ms` after beats `mean_ms` apart with
@@ -86,8 +84,8 @@ impl Detector {
         Self {
             started: Instant::now(),
             started_wall_ms: now_ms(),
-            peers: Mutex::new(HashMap::new()),
-            expected: Mutex::new(HashMap::new()),
+            peers: Mutex::new(BTreeMap::new()),
+            expected: Mutex::new(BTreeMap::new()),
         }
     }
 

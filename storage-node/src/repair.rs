@@ -42,7 +42,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Time between two passes when the last one found nothing to do.
 pub const IDLE_PASS_INTERVAL: Duration = Duration::from_secs(30);
@@ -581,7 +582,7 @@ impl Repair {
         if node == self.me {
             let (from, to) = (key33(from), *to);
             let shards = self.shards.clone();
-            return tokio::task::spawn_blocking(move || {
+            return crate::blocking::spawn(move || {
                 crate::shard_store::list_page(shards.as_ref(), &from, &to, SCAN_PAGE as usize)
             })
             .await
@@ -669,7 +670,7 @@ impl Repair {
         }
         let shards = self.shards.clone();
         if matches!(
-            tokio::task::spawn_blocking(move || shards.contains(&id, i)).await,
+            crate::blocking::spawn(move || shards.contains(&id, i)).await,
             Ok(Ok(true))
         ) {
             return true;
@@ -733,7 +734,7 @@ impl Repair {
             let data = if node == self.me {
                 let shards = self.shards.clone();
                 let id = task.chunk;
-                tokio::task::spawn_blocking(move || shards.get(&id, index))
+                crate::blocking::spawn(move || shards.get(&id, index))
                     .await
                     .map_err(|e| crate::Error::Io(std::io::Error::other(e)))?
                     .ok()
@@ -759,7 +760,7 @@ impl Repair {
         }
         let codec = codec_for(g.profile)?;
         let (id, len, index) = (task.chunk, g.chunk_len as usize, usize::from(task.index));
-        tokio::task::spawn_blocking(move || -> crate::Result<Vec<u8>> {
+        crate::blocking::spawn(move || -> crate::Result<Vec<u8>> {
             let chunk = codec.decode(id, len, slots)?;
             let mut shards = codec.encode(&chunk)?;
             Ok(std::mem::take(&mut shards[index]))
@@ -772,7 +773,7 @@ impl Repair {
         let shards = self.shards.clone();
         let (id, i, g, data) = (task.chunk, task.index, task.geometry, data.to_vec());
         let stored = matches!(
-            tokio::task::spawn_blocking(move || shards.put(&id, i, &g, &data)).await,
+            crate::blocking::spawn(move || shards.put(&id, i, &g, &data)).await,
             Ok(Ok(()))
         );
         if stored
@@ -801,7 +802,7 @@ impl Repair {
         loop {
             let shards = self.shards.clone();
             let start = from;
-            let Ok(Ok(page)) = tokio::task::spawn_blocking(move || {
+            let Ok(Ok(page)) = crate::blocking::spawn(move || {
                 shards.list(&start, &[0xff; 33], SCAN_PAGE as usize)
             })
             .await
@@ -836,7 +837,7 @@ impl Repair {
                     let shards = self.shards.clone();
                     let (id, i) = (e.chunk, e.index);
                     dropped = matches!(
-                        tokio::task::spawn_blocking(move || shards.delete(&id, i)).await,
+                        crate::blocking::spawn(move || shards.delete(&id, i)).await,
                         Ok(Ok(()))
                     );
                 }

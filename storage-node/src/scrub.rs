@@ -168,7 +168,7 @@ impl Scrub {
         let mut from = [0u8; 33];
         from[..cursor.len().min(33)].copy_from_slice(&cursor[..cursor.len().min(33)]);
         let shards = self.shards.clone();
-        let page = tokio::task::spawn_blocking(move || shards.list(&from, &[0xff; 33], SCRUB_PAGE))
+        let page = crate::blocking::spawn(move || shards.list(&from, &[0xff; 33], SCRUB_PAGE))
             .await
             .ok()
             .and_then(Result::ok)
@@ -182,7 +182,7 @@ impl Scrub {
             .await;
             let shards = self.shards.clone();
             let (id, i) = (e.chunk, e.index);
-            let read = tokio::task::spawn_blocking(move || shards.get(&id, i)).await;
+            let read = crate::blocking::spawn(move || shards.get(&id, i)).await;
             self.checked.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("cairn_scrub_shards_checked_total").increment(1);
             if let Ok(Err(Error::CorruptShard { .. })) = read {
@@ -190,7 +190,7 @@ impl Scrub {
                 metrics::counter!("cairn_scrub_corrupt_found_total").increment(1);
                 tracing::warn!(chunk = %id, shard = i, "scrub: shard corrupt; deleted for repair");
                 let shards = self.shards.clone();
-                let _ = tokio::task::spawn_blocking(move || shards.delete(&id, i)).await;
+                let _ = crate::blocking::spawn(move || shards.delete(&id, i)).await;
                 if self.repair.owns(&id, i) {
                     let mut p = self.pending.lock().expect("pending lock");
                     if p.len() < MAX_PENDING_REPAIRS {
@@ -225,6 +225,6 @@ impl Scrub {
 
 fn jittered_period_ms() -> u64 {
     let jitter = SCRUB_JITTER.as_millis() as i64;
-    let offset = rand::random_range(-jitter..=jitter);
+    let offset = crate::random::range_i64(-jitter, jitter);
     (SCRUB_PERIOD.as_millis() as i64 + offset).max(0) as u64
 }

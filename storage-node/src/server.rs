@@ -105,7 +105,7 @@ impl Node {
         let id = match db.get(Cf::Node, b"node_id")? {
             Some(v) if v.len() == 8 => NodeId(u64::from_le_bytes(v[..].try_into().expect("8"))),
             _ => {
-                let id = NodeId(rand::random::<u64>() | 1);
+                let id = NodeId(crate::random::random::<u64>() | 1);
                 db.put(Cf::Node, b"node_id", &id.0.to_le_bytes(), true)?;
                 id
             }
@@ -293,7 +293,7 @@ impl IntoResponse for Error {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
+    crate::blocking::spawn(f)
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))?
 }
@@ -530,7 +530,7 @@ async fn hello(State(node): State<Arc<Node>>, body: Bytes) -> Result<StatusCode>
     let mut c = node.tables.candidates.lock().expect("candidates lock");
     c.retain(|_, (_, t)| t.elapsed() < crate::table::groups::CANDIDATE_TTL);
     if c.len() < crate::table::groups::MAX_CANDIDATES || c.contains_key(&hello.node) {
-        c.insert(hello.node, (hello.addr, std::time::Instant::now()));
+        c.insert(hello.node, (hello.addr, tokio::time::Instant::now()));
     }
     Ok(StatusCode::NO_CONTENT)
 }

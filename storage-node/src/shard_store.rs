@@ -10,6 +10,7 @@
 use crate::db::{self, Cf, Db};
 use crate::error::{Error, Result};
 use crate::files::Files;
+use cairn::clock::now_ms;
 use cairn::codec::{CodecId, ErasureProfile, ShardGeometry};
 use cairn::id::{ChunkId, shard_checksum};
 use std::io::Read;
@@ -117,12 +118,6 @@ fn geometry_of(b: &[u8]) -> Option<ShardGeometry> {
         },
         u64::from_le_bytes(b[3..11].try_into().expect("8 bytes")),
     ))
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The index key of a shard: `chunk id ++ index`.
@@ -267,7 +262,7 @@ impl ShardStore for FileShardStore {
         let tmp = dir.join(format!(
             ".tmp-{}-{index}-{}",
             &chunk.to_hex()[..16],
-            rand::random::<u64>()
+            crate::random::random::<u64>()
         ));
         let write = || -> std::io::Result<()> {
             let header = Self::header(chunk, index, geometry, data);

@@ -46,7 +46,7 @@ pub async fn tend(node: &Arc<Node>, map: &Arc<Layout>) {
         }
     };
     let request = Request {
-        id: RequestId(rand::random()),
+        id: RequestId(crate::random::random()),
         command: Command::SetClusterMap {
             expected: map.version,
             layout: next.clone(),

@@ -186,7 +186,9 @@ async fn a_captured_request_cannot_be_replayed_or_given_another_body() {
         .body(())
         .unwrap()
         .into_parts();
-    cairn_node::auth::sign_request(SECRET, &mut parts, &body).unwrap();
+    cairn_node::auth::Signer::new(SECRET)
+        .sign(&mut parts, &body)
+        .unwrap();
     let request = |body: Vec<u8>| {
         reqwest::Request::try_from(http::Request::from_parts(parts.clone(), body)).unwrap()
     };

@@ -48,7 +48,7 @@ pub(super) async fn list(
 /// system-group command, so of two creators of one name exactly one wins.
 pub(crate) async fn create_owned(gw: &Gateway, name: &str, owner: &str) -> S3Result<()> {
     let record = BucketRecord {
-        id: BucketId(rand::random()),
+        id: BucketId(cairn_node::random::random()),
         name: name.to_owned(),
         owner: owner.to_owned(),
         created_ms: now_ms(),

@@ -128,7 +128,7 @@ pub(super) async fn create(
         input.expires.as_ref(),
         input.metadata,
     )?;
-    let upload_id = hex::encode(rand::random::<[u8; 16]>());
+    let upload_id = hex::encode(cairn_node::random::random::<[u8; 16]>());
     let rec = UploadRecord {
         key: input.key.clone(),
         upload_id: upload_id.clone(),
@@ -207,7 +207,7 @@ fn part_referrer(bucket: &BucketRecord, upload_id: &str, part_number: i32) -> Re
         bucket: bucket.id,
         upload_id: upload_id.to_owned(),
         part_number: part_number as u32,
-        version: VersionId(rand::random()),
+        version: VersionId(cairn_node::random::random()),
     }
 }
 
@@ -563,7 +563,7 @@ pub(super) async fn complete(
             .collect(),
     };
     let entry = ObjectEntry {
-        version: VersionId(rand::random()),
+        version: VersionId(cairn_node::random::random()),
         size,
         etag: etag_value.clone(),
         last_modified_ms: now_ms(),

@@ -233,7 +233,7 @@ pub(super) async fn put(
         input.expires.as_ref(),
         input.metadata,
     )?;
-    let version = VersionId(rand::random());
+    let version = VersionId(cairn_node::random::random());
     let referrer = Referrer::Object {
         bucket: bucket.id,
         key: input.key.clone(),
@@ -744,7 +744,7 @@ pub(super) async fn copy(
         ));
     }
     let mut rec = src.clone();
-    rec.version = VersionId(rand::random());
+    rec.version = VersionId(cairn_node::random::random());
     let referrer = Referrer::Object {
         bucket: bucket.id,
         key: input.key.clone(),

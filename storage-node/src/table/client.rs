@@ -13,7 +13,7 @@ use cairn::rpc::{
     SystemChanges,
 };
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -43,7 +43,7 @@ impl MapSource for super::groups::Tables {
 pub struct MetaClient {
     client: NodeClient,
     source: Arc<dyn MapSource>,
-    leaders: Mutex<HashMap<GroupId, NodeId>>,
+    leaders: Mutex<BTreeMap<GroupId, NodeId>>,
 }
 
 enum Attempt<T> {
@@ -58,7 +58,7 @@ impl MetaClient {
         Self {
             client,
             source,
-            leaders: Mutex::new(HashMap::new()),
+            leaders: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -151,7 +151,7 @@ impl MetaClient {
     /// Propose `command` to `group`; the outcome apply decided.
     pub async fn command(&self, group: GroupId, command: Command) -> Result<Outcome> {
         let request = Request {
-            id: RequestId(rand::random()),
+            id: RequestId(crate::random::random()),
             command,
         };
         let body = record::encode(&CommandRequest { group, request });

@@ -21,7 +21,7 @@ use cairn::rpc::{
     Refusal, SystemChanges,
 };
 use openraft::ServerState;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -73,7 +73,7 @@ pub struct Group {
     applied: Arc<Applied>,
     // When this node last served a command or read of the group: a leader
     // quiet for longer than QUIESCE_AFTER stops its heartbeats.
-    active: std::sync::Mutex<std::time::Instant>,
+    active: std::sync::Mutex<tokio::time::Instant>,
     // Follower side: the leader (node, term) that said the group is quiet,
     // while this node's elections for it are off.
     paused_by: std::sync::Mutex<Option<(u64, u64)>>,
@@ -81,7 +81,7 @@ pub struct Group {
 
 impl Group {
     fn touch(&self) {
-        *self.active.lock().expect("activity lock") = std::time::Instant::now();
+        *self.active.lock().expect("activity lock") = tokio::time::Instant::now();
     }
 
     fn quiet(&self) -> bool {
@@ -114,14 +114,14 @@ pub struct Tables {
     syncer: Arc<super::log::WalSyncer>,
     config: Arc<openraft::Config>,
     barrier: ReadBarrier,
-    groups: RwLock<HashMap<GroupId, Arc<Group>>>,
+    groups: RwLock<BTreeMap<GroupId, Arc<Group>>>,
     map: tokio::sync::watch::Sender<Option<Arc<Layout>>>,
     // A map fetch started by a beat is in flight.
     fetching_map: std::sync::atomic::AtomicBool,
     /// Nodes not in the layout that said hello (`--join`): id -> (address,
     /// when), at most [`MAX_CANDIDATES`], forgotten after
     /// [`CANDIDATE_TTL`].
-    pub candidates: std::sync::Mutex<HashMap<NodeId, (String, std::time::Instant)>>,
+    pub candidates: std::sync::Mutex<BTreeMap<NodeId, (String, tokio::time::Instant)>>,
     // A voter change is in progress (see `reconcile_voters`).
     reconciling: std::sync::atomic::AtomicBool,
     /// Who is up, from the beats of the other nodes.
@@ -172,11 +172,11 @@ impl Tables {
             dir: data_dir.join("snapshots"),
             config: Arc::new(raft_config()),
             barrier,
-            groups: RwLock::new(HashMap::new()),
+            groups: RwLock::new(BTreeMap::new()),
             map: tokio::sync::watch::channel(map.map(Arc::new)).0,
             reconciling: std::sync::atomic::AtomicBool::new(false),
             fetching_map: std::sync::atomic::AtomicBool::new(false),
-            candidates: std::sync::Mutex::new(HashMap::new()),
+            candidates: std::sync::Mutex::new(BTreeMap::new()),
             liveness: crate::liveness::Detector::new(),
             beat_info: std::sync::Mutex::new((0, 0, 0)),
             lifecycle: tokio::sync::Mutex::new(()),
@@ -283,7 +283,7 @@ impl Tables {
             raft,
             machine,
             applied,
-            active: std::sync::Mutex::new(std::time::Instant::now()),
+            active: std::sync::Mutex::new(tokio::time::Instant::now()),
             paused_by: std::sync::Mutex::new(None),
         });
         let mut groups = self.groups.write().expect("groups lock");
@@ -514,7 +514,7 @@ impl Tables {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut last_beat = std::time::Instant::now();
+            let mut last_beat = tokio::time::Instant::now();
             loop {
                 tick.tick().await;
                 let Some(tables) = me.upgrade() else { return };
@@ -549,7 +549,7 @@ impl Tables {
                     let _ = raft.trigger().heartbeat().await;
                 }
                 if last_beat.elapsed() >= NODE_BEAT_INTERVAL {
-                    last_beat = std::time::Instant::now();
+                    last_beat = tokio::time::Instant::now();
                     tables.send_beats(quiet);
                 }
             }
@@ -611,7 +611,7 @@ impl Tables {
                     .store(false, std::sync::atomic::Ordering::Release);
             });
         }
-        let quiet: HashMap<GroupId, u64> = beat.quiet.into_iter().collect();
+        let quiet: BTreeMap<GroupId, u64> = beat.quiet.into_iter().collect();
         let groups: Vec<Arc<Group>> = self
             .groups
             .read()
@@ -647,6 +647,13 @@ impl Tables {
             )));
         };
         g.touch();
+        if crate::sabotage::on(&crate::sabotage::ACK_BEFORE_COMMIT) && !group.is_system() {
+            let raft = g.raft.clone();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(COMMAND_TIMEOUT, raft.client_write(request)).await;
+            });
+            return CommandReply::Done(cairn::command::Outcome::Ok);
+        }
         match tokio::time::timeout(COMMAND_TIMEOUT, g.raft.client_write(request)).await {
             Ok(Ok(resp)) => CommandReply::Done(resp.data),
             Ok(Err(e)) => CommandReply::Refused(match e.forward_to_leader::<PeerNode>() {
@@ -741,7 +748,7 @@ impl Tables {
         }
         let view = g.machine.view();
         let work = move || read_view(&view, read);
-        match tokio::task::spawn_blocking(work).await {
+        match crate::blocking::spawn(work).await {
             Ok(reply) => reply,
             Err(e) => ReadReply::Refused(refused_unavailable(e)),
         }
@@ -784,13 +791,10 @@ impl Tables {
 
     /// Stop every group (process shutdown, or a test's restart).
     pub async fn shutdown(&self) {
-        let groups: Vec<Arc<Group>> = self
-            .groups
-            .write()
-            .expect("groups lock")
-            .drain()
-            .map(|(_, g)| g)
-            .collect();
+        let groups: Vec<Arc<Group>> =
+            std::mem::take(&mut *self.groups.write().expect("groups lock"))
+                .into_values()
+                .collect();
         for g in groups {
             let _ = g.raft.shutdown().await;
         }

@@ -27,15 +27,26 @@ use std::sync::Arc;
 pub struct WalSyncer {
     waiting: std::sync::Mutex<Vec<LogFlushed<TypeConfig>>>,
     wake: std::sync::Condvar,
+    // When blocking work runs inline (a simulation): no thread, every
+    // append synced where it is made.
+    inline: Option<std::sync::Weak<dyn Kv>>,
 }
 
 impl WalSyncer {
     /// Start the syncer of `db`; it runs until the process ends (or the
     /// database is dropped, which ends it at its next wait).
     pub fn start(db: &Db) -> Arc<Self> {
+        if crate::blocking::is_inline() {
+            return Arc::new(Self {
+                waiting: std::sync::Mutex::new(Vec::new()),
+                wake: std::sync::Condvar::new(),
+                inline: Some(Arc::downgrade(db)),
+            });
+        }
         let me = Arc::new(Self {
             waiting: std::sync::Mutex::new(Vec::new()),
             wake: std::sync::Condvar::new(),
+            inline: None,
         });
         let (weak_db, weak_me) = (Arc::downgrade(db), Arc::downgrade(&me));
         std::thread::Builder::new()
@@ -46,8 +57,19 @@ impl WalSyncer {
     }
 
     fn wait_for_sync(&self, callback: LogFlushed<TypeConfig>) {
+        if let Some(db) = &self.inline {
+            callback.log_io_completed(sync_now(db));
+            return;
+        }
         self.waiting.lock().expect("syncer lock").push(callback);
         self.wake.notify_one();
+    }
+}
+
+fn sync_now(db: &std::sync::Weak<dyn Kv>) -> std::io::Result<()> {
+    match db.upgrade() {
+        Some(db) => db.sync().map_err(|e| std::io::Error::other(e.to_string())),
+        None => Err(std::io::Error::other("the database is closed")),
     }
 }
 
@@ -69,10 +91,7 @@ fn sync_loop(db: std::sync::Weak<dyn Kv>, me: std::sync::Weak<WalSyncer>) {
             std::mem::take(&mut *waiting)
         };
         drop(syncer);
-        let result = match db.upgrade() {
-            Some(db) => db.sync().map_err(|e| std::io::Error::other(e.to_string())),
-            None => Err(std::io::Error::other("the database is closed")),
-        };
+        let result = sync_now(&db);
         for callback in batch {
             let r = result
                 .as_ref()
@@ -114,7 +133,7 @@ fn read_err(e: impl std::fmt::Display) -> StorageError<u64> {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StorageError<u64>> + Send + 'static,
 ) -> Result<T, StorageError<u64>> {
-    tokio::task::spawn_blocking(f).await.map_err(io_err)?
+    crate::blocking::spawn(f).await.map_err(io_err)?
 }
 
 impl LogStore {

@@ -313,8 +313,13 @@ impl RaftSnapshotBuilder<TypeConfig> for Machine {
             let path = me.snapshot_path();
             let (applied, membership) = write_snapshot_file(me.db.as_ref(), me.group, &path)?;
             let id = match applied {
-                Some(l) => format!("{}-{}-{:08x}", l.leader_id, l.index, rand::random::<u32>()),
-                None => format!("empty-{:08x}", rand::random::<u32>()),
+                Some(l) => format!(
+                    "{}-{}-{:08x}",
+                    l.leader_id,
+                    l.index,
+                    crate::random::random::<u32>()
+                ),
+                None => format!("empty-{:08x}", crate::random::random::<u32>()),
             };
             let meta = SnapshotMeta {
                 last_log_id: applied,
@@ -386,9 +391,10 @@ impl RaftStateMachine<TypeConfig> for Machine {
     async fn begin_receiving_snapshot(
         &mut self,
     ) -> Result<Box<tokio::fs::File>, StorageError<u64>> {
-        let path = self
-            .dir
-            .join(format!("incoming-{:08x}.snap", rand::random::<u32>()));
+        let path = self.dir.join(format!(
+            "incoming-{:08x}.snap",
+            crate::random::random::<u32>()
+        ));
         let file = tokio::fs::File::options()
             .read(true)
             .write(true)

@@ -49,12 +49,75 @@ openraft::declare_raft_types!(
         Node = PeerNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = tokio::fs::File,
-        AsyncRuntime = openraft::TokioRuntime,
+        AsyncRuntime = Runtime,
         Responder = openraft::impls::OneshotResponder<TypeConfig>,
 );
 
 /// A group's Raft handle.
 pub type Raft = openraft::Raft<TypeConfig>;
+
+/// openraft's tokio runtime, except that election timeouts are drawn from
+/// [`crate::random`] (seeded in a simulation).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Runtime;
+
+impl openraft::AsyncRuntime for Runtime {
+    type JoinError = tokio::task::JoinError;
+    type JoinHandle<T: openraft::OptionalSend + 'static> = tokio::task::JoinHandle<T>;
+    type Sleep = tokio::time::Sleep;
+    type Instant = openraft::TokioInstant;
+    type TimeoutError = tokio::time::error::Elapsed;
+    type Timeout<R, T: Future<Output = R> + openraft::OptionalSend> = tokio::time::Timeout<T>;
+    type ThreadLocalRng = crate::random::RaftRng;
+    type OneshotSender<T: openraft::OptionalSend> = openraft::async_runtime::TokioOneShotSender<T>;
+    type OneshotReceiverError = tokio::sync::oneshot::error::RecvError;
+    type OneshotReceiver<T: openraft::OptionalSend> = tokio::sync::oneshot::Receiver<T>;
+
+    fn spawn<T>(future: T) -> Self::JoinHandle<T::Output>
+    where
+        T: Future + openraft::OptionalSend + 'static,
+        T::Output: openraft::OptionalSend + 'static,
+    {
+        openraft::TokioRuntime::spawn(future)
+    }
+
+    fn sleep(duration: std::time::Duration) -> Self::Sleep {
+        openraft::TokioRuntime::sleep(duration)
+    }
+
+    fn sleep_until(deadline: Self::Instant) -> Self::Sleep {
+        openraft::TokioRuntime::sleep_until(deadline)
+    }
+
+    fn timeout<R, F: Future<Output = R> + openraft::OptionalSend>(
+        duration: std::time::Duration,
+        future: F,
+    ) -> Self::Timeout<R, F> {
+        openraft::TokioRuntime::timeout(duration, future)
+    }
+
+    fn timeout_at<R, F: Future<Output = R> + openraft::OptionalSend>(
+        deadline: Self::Instant,
+        future: F,
+    ) -> Self::Timeout<R, F> {
+        openraft::TokioRuntime::timeout_at(deadline, future)
+    }
+
+    fn is_panic(join_error: &Self::JoinError) -> bool {
+        join_error.is_panic()
+    }
+
+    fn thread_rng() -> Self::ThreadLocalRng {
+        crate::random::RaftRng
+    }
+
+    fn oneshot<T>() -> (Self::OneshotSender<T>, Self::OneshotReceiver<T>)
+    where
+        T: openraft::OptionalSend,
+    {
+        openraft::TokioRuntime::oneshot()
+    }
+}
 
 /// How often a leader sends heartbeats to its followers. One ticker per
 /// node sends them for every group it leads at once, so they travel in one

@@ -22,10 +22,11 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 /// Requests in flight to one peer at once.
 pub const MAX_BATCHES_IN_FLIGHT: usize = 4;
@@ -96,8 +97,8 @@ struct Ack {
 /// The queues to every peer, and the read leases.
 pub struct Transport {
     client: NodeClient,
-    peers: Mutex<HashMap<String, mpsc::Sender<Pending>>>,
-    acks: Mutex<HashMap<(GroupId, u64), Ack>>,
+    peers: Mutex<BTreeMap<String, mpsc::Sender<Pending>>>,
+    acks: Mutex<BTreeMap<(GroupId, u64), Ack>>,
 }
 
 impl Transport {
@@ -105,8 +106,8 @@ impl Transport {
     pub fn new(client: NodeClient) -> Arc<Self> {
         Arc::new(Self {
             client,
-            peers: Mutex::new(HashMap::new()),
-            acks: Mutex::new(HashMap::new()),
+            peers: Mutex::new(BTreeMap::new()),
+            acks: Mutex::new(BTreeMap::new()),
         })
     }
 

@@ -1,0 +1,96 @@
+//! Whole clusters in simulation: consecutive seeds pass, and a seed
+//! replays exactly.
+//!
+//! `SIM_SEEDS=n` runs `n` seeds (default 4) from `SEED` (default: a fresh
+//! one, printed); `scripts/simulate.sh` runs many more.
+
+fn first_seed() -> u64 {
+    match std::env::var("SEED") {
+        Ok(s) => s.parse().expect("SEED is a number"),
+        Err(_) => {
+            let seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                % 1_000_000;
+            eprintln!("first seed {seed} (replay with SEED={seed})");
+            seed
+        }
+    }
+}
+
+#[test]
+fn consecutive_seeds_pass() {
+    let seeds: u64 = std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let first = first_seed();
+    let mut failed = Vec::new();
+    for seed in first..first + seeds {
+        match cairn_sim::run(&cairn_sim::Options::new(seed)) {
+            Ok(r) => eprintln!(
+                "seed {seed}: ok ({:.0} s simulated, {} faults, {} operations)",
+                r.simulated.as_secs_f64(),
+                r.faults,
+                r.operations
+            ),
+            Err(e) => {
+                eprintln!("seed {seed}: FAILED: {}", e.message);
+                eprintln!("  replay: scripts/simulate.sh --seed {seed} --trace");
+                failed.push(seed);
+            }
+        }
+    }
+    assert!(failed.is_empty(), "failing seeds: {failed:?}");
+}
+
+/// One seed's trace, run by the `cairn-sim` binary in a process of its
+/// own, as a replay is.
+fn trace_of(seed: u64) -> Vec<String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-sim"))
+        .args(["--seeds", "1", "--seed", &seed.to_string(), "--trace"])
+        .output()
+        .expect("cairn-sim runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        // The summary says how long the run took in real time.
+        .filter(|l| !l.contains(" seeds from "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_seed_replays_byte_for_byte() {
+    let seed = first_seed();
+    let (once, again) = (trace_of(seed), trace_of(seed));
+    assert!(once.len() > 50, "a trace with something in it: {once:?}");
+    if let Some(i) = (0..once.len().max(again.len())).find(|&i| once.get(i) != again.get(i)) {
+        panic!(
+            "seed {seed}: the runs part at line {i}: {:?} / {:?}",
+            once.get(i),
+            again.get(i)
+        );
+    }
+}
+
+/// Seeds a broken build gets before the checks must have caught it.
+const SEEDS_TO_CATCH: u64 = 4;
+
+/// Run seeds until one fails; the failure.
+fn first_failure() -> Option<String> {
+    let first = first_seed();
+    (first..first + SEEDS_TO_CATCH).find_map(|seed| {
+        let failed = cairn_sim::run(&cairn_sim::Options::new(seed)).err()?;
+        eprintln!("seed {seed} caught it: {}", failed.message);
+        Some(failed.message)
+    })
+}
+
+#[test]
+fn acknowledging_before_commit_is_caught() {
+    cairn_node::sabotage::ACK_BEFORE_COMMIT.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        first_failure().is_some(),
+        "a leader answering before commit went unnoticed for {SEEDS_TO_CATCH} seeds"
+    );
+}
