@@ -33,10 +33,11 @@ else
     cargo test --locked --workspace --no-fail-fast
 fi
 
-# Seeds change every day (the day number, times a thousand), so runs keep
-# exploring new schedules; a failure prints its seed and the replay command.
+# A fixed range by default: the simulation is deterministic, so these pass
+# again until the code changes; SIM_FIRST and SIM_SEEDS explore others, and
+# a failure prints its seed and the replay command.
 SIM_SEEDS="${SIM_SEEDS:-40}"
-SIM_FIRST="${SIM_FIRST:-$(( $(date +%s) / 86400 * 1000 ))}"
+SIM_FIRST="${SIM_FIRST:-0}"
 step "whole clusters in simulation: $SIM_SEEDS seeds from $SIM_FIRST"
 scripts/simulate.sh --seeds "$SIM_SEEDS" --seed "$SIM_FIRST"
 

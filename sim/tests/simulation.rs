@@ -1,22 +1,31 @@
 //! Whole clusters in simulation: consecutive seeds pass, and a seed
 //! replays exactly.
 //!
-//! `SIM_SEEDS=n` runs `n` seeds (default 4) from `SEED` (default: a fresh
-//! one, printed); `scripts/simulate.sh` runs many more.
+//! `SIM_SEEDS=n` runs `n` seeds (default 4) from `SEED` (default 0);
+//! `scripts/simulate.sh` runs many more.
 
+/// The first seed: `SEED`, or a fixed one. The simulation is
+/// deterministic, so a fixed range that passed passes again until the code
+/// changes; `scripts/simulate.sh` explores new ranges.
 fn first_seed() -> u64 {
     match std::env::var("SEED") {
         Ok(s) => s.parse().expect("SEED is a number"),
-        Err(_) => {
-            let seed = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-                % 1_000_000;
-            eprintln!("first seed {seed} (replay with SEED={seed})");
-            seed
-        }
+        Err(_) => DEFAULT_FIRST_SEED,
     }
 }
+
+/// See [`first_seed`].
+const DEFAULT_FIRST_SEED: u64 = 0;
+
+/// Seeds that failed, kept so the fix is shown to hold. Each is a replay
+/// command away: `scripts/simulate.sh --seed S --trace`.
+const FAILED_SEEDS: &[u64] = &[
+    // A power loss between a shard put's file and its index entry left a
+    // file the store said it held (`contains` looked at the file) while
+    // its listings did not name it: the repair worker queued the shard
+    // every pass, found it "present" and never finished.
+    18, 26, 506, 508, 524,
+];
 
 #[test]
 fn consecutive_seeds_pass() {
@@ -93,4 +102,13 @@ fn acknowledging_before_commit_is_caught() {
         first_failure().is_some(),
         "a leader answering before commit went unnoticed for {SEEDS_TO_CATCH} seeds"
     );
+}
+
+#[test]
+fn seeds_that_failed_pass() {
+    for &seed in FAILED_SEEDS {
+        if let Err(e) = cairn_sim::run(&cairn_sim::Options::new(seed)) {
+            panic!("seed {seed} still fails: {}", e.message);
+        }
+    }
 }

@@ -87,7 +87,7 @@ pub trait ShardStore: Send + Sync + 'static {
     fn get(&self, chunk: &ChunkId, index: u8) -> Result<Vec<u8>> {
         self.read(chunk, index).map(|(data, _)| data)
     }
-    /// Whether a shard is stored (not verified).
+    /// Whether a shard is stored: in the index (not verified).
     fn contains(&self, chunk: &ChunkId, index: u8) -> Result<bool>;
     /// Remove a shard; absent shards are not an error.
     fn delete(&self, chunk: &ChunkId, index: u8) -> Result<()>;
@@ -153,6 +153,11 @@ pub struct FileShardStore {
 }
 
 impl FileShardStore {
+    /// Whether the index has an entry for the shard.
+    fn indexed(&self, chunk: &ChunkId, index: u8) -> Result<bool> {
+        Ok(self.db.get(Cf::Shards, &index_key(chunk, index))?.is_some())
+    }
+
     /// Open the store rooted at `dir` (creates `dir/shards`); shard files
     /// are written and synced (when `fsync`) through `files`.
     pub fn open(dir: &Path, db: Db, files: Arc<dyn Files>, fsync: bool) -> Result<Self> {
@@ -258,7 +263,7 @@ impl ShardStore for FileShardStore {
         let path = self.shard_path(chunk, index);
         let dir = path.parent().expect("shard paths have a parent");
         self.files.create_dir_all(dir)?;
-        let existed = self.files.exists(&path);
+        let existed = self.indexed(chunk, index)?;
         let tmp = dir.join(format!(
             ".tmp-{}-{index}-{}",
             &chunk.to_hex()[..16],
@@ -297,19 +302,27 @@ impl ShardStore for FileShardStore {
     }
 
     fn contains(&self, chunk: &ChunkId, index: u8) -> Result<bool> {
-        Ok(self.files.exists(&self.shard_path(chunk, index)))
+        // The index says what the store holds: a file without its entry
+        // is what a put cut short by a power loss leaves (the file made
+        // durable, the entry not yet), and the next put of the shard
+        // replaces it. Answering from the file would tell repair the
+        // shard is here while every listing says it is not.
+        self.indexed(chunk, index)
     }
 
     fn delete(&self, chunk: &ChunkId, index: u8) -> Result<()> {
         let path = self.shard_path(chunk, index);
         let old = self.db.get(Cf::Shards, &index_key(chunk, index))?;
+        // The entry first: cut short, this leaves a file without an entry,
+        // which the store does not count as held (see `contains`), never
+        // an entry whose file is gone.
+        self.db
+            .delete(Cf::Shards, &index_key(chunk, index), self.fsync)?;
         match self.files.remove(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
-        self.db
-            .delete(Cf::Shards, &index_key(chunk, index), self.fsync)?;
         if let Some(v) = old
             && v.len() >= 9
         {
@@ -397,6 +410,28 @@ mod tests {
         s.delete(&id, 3).unwrap();
         assert_eq!(s.usage(), (0, 0));
         assert!(!s.contains(&id, 3).unwrap());
+    }
+
+    #[test]
+    fn a_file_whose_index_entry_was_lost_is_not_held_until_put_again() {
+        // What a power loss between a put's file and its index entry
+        // leaves: the store must not say it holds the shard (listings,
+        // which repair compares against, do not name it), and the next put
+        // makes it whole and counted once.
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let id = ChunkId::of(b"chunk");
+        s.put(&id, 2, &g(5), b"bytes").unwrap();
+        s.db.delete(Cf::Shards, &index_key(&id, 2), true).unwrap();
+        assert!(
+            s.files.exists(&s.shard_path(&id, 2)),
+            "the file is still there"
+        );
+        assert!(!s.contains(&id, 2).unwrap());
+        assert!(s.list(&[0; 33], &[0xff; 33], 10).unwrap().is_empty());
+        s.put(&id, 2, &g(5), b"bytes").unwrap();
+        assert!(s.contains(&id, 2).unwrap());
+        assert_eq!(s.list(&[0; 33], &[0xff; 33], 10).unwrap().len(), 1);
     }
 
     #[test]
