@@ -125,6 +125,9 @@ impl Trace {
             Some(t) => format!("{:>9} {line}", t.as_millis()),
             None => line,
         };
+        if std::env::var_os("SIM_TRACE_LIVE").is_some() {
+            eprintln!("{line}");
+        }
         self.0.borrow_mut().push(line);
     }
 }

@@ -12,6 +12,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use std::time::{Duration, SystemTime};
 
+/// How an error of a request that never left starts: no connection was
+/// opened, so nothing was sent.
+pub const NOT_SENT: &str = "connect:";
 /// Longest a request may take before its outcome counts as unknown.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -91,7 +94,7 @@ impl S3 {
         tokio::time::timeout(REQUEST_TIMEOUT, async {
             let stream = turmoil::net::TcpStream::connect(self.endpoint.as_str())
                 .await
-                .map_err(|e| format!("connect: {e}"))?;
+                .map_err(|e| format!("{NOT_SENT} {e}"))?;
             let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
                 .map_err(|e| format!("handshake: {e}"))?;

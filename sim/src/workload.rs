@@ -153,14 +153,15 @@ impl History {
     }
 }
 
-/// One operation against the gateway; its outcome as the checker sees it.
+/// One operation against the gateway; its outcome as the checker sees it
+/// (`None`: it never reached the gateway, so it is not in the history).
 async fn perform(
     s3: &crate::s3::S3,
     history: &History,
     client: usize,
     k: usize,
     op: Op,
-) -> Outcome {
+) -> Option<Outcome> {
     let path = format!("/{BUCKET}/{}", key(k));
     let answer = match op {
         Op::Get => s3.send(Method::GET, &path, &[], Bytes::new()).await,
@@ -187,11 +188,25 @@ async fn perform(
     };
     let a = match answer {
         Ok(a) => a,
+        // Never sent: no connection, so no effect either.
+        Err(e) if e.starts_with(crate::s3::NOT_SENT) => {
+            if history.0.borrow().calm {
+                history
+                    .0
+                    .borrow_mut()
+                    .unanswered
+                    .push(format!("client {client} {op:?} {path}: {e}"));
+            }
+            return None;
+        }
         Err(e) => {
-            return unknown(history, format!("client {client} {op:?} {path}: {e}"));
+            return Some(unknown(
+                history,
+                format!("client {client} {op:?} {path}: {e}"),
+            ));
         }
     };
-    match (op, a.status) {
+    Some(match (op, a.status) {
         (Op::Get, 200) => match value_of(&a.body) {
             Some(v) => Outcome::Read(Some(v)),
             None => {
@@ -214,7 +229,7 @@ async fn perform(
                 String::from_utf8_lossy(&a.body)
             ),
         ),
-    }
+    })
 }
 
 /// An operation whose outcome is unknown; noted when the run has no faults.
@@ -252,7 +267,11 @@ async fn client(
             _ => Op::Delete,
         };
         let call = history.now();
-        let outcome = perform(&s3, &history, c, k, op).await;
+        let Some(outcome) = perform(&s3, &history, c, k, op).await else {
+            trace.push(format!("c{c} {} {op:?} -> not sent", key(k)));
+            tokio::time::sleep(Duration::from_millis(rng.random_range(0..200))).await;
+            continue;
+        };
         let ret = match outcome {
             Outcome::Unknown => u64::MAX,
             _ => history.now(),

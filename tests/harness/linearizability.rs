@@ -82,8 +82,15 @@ fn step(s: Value, op: Op) -> (Value, Outcome) {
     }
 }
 
+/// Most (linearized set, state) pairs searched before the checker gives up
+/// and says so: operations of unknown outcome may each have happened at
+/// any point after their call, and many of them at once make the search
+/// exponential.
+pub const MAX_STATES: usize = 1 << 21;
+
 /// Whether `history` (one key, starting with no object) is linearizable.
-/// `Err` carries a short explanation.
+/// `Err` carries a short explanation (also when the search passed
+/// [`MAX_STATES`] without an answer: undecided, not a pass).
 pub fn check(history: &[Event]) -> Result<(), String> {
     // Reads with an unknown outcome say nothing.
     let events: Vec<Event> = history
@@ -107,6 +114,16 @@ pub fn check(history: &[Event]) -> Result<(), String> {
         }
         if seen.contains(&(done.clone(), state)) {
             continue;
+        }
+        if seen.len() >= MAX_STATES {
+            let unknown = events
+                .iter()
+                .filter(|e| e.outcome == Outcome::Unknown)
+                .count();
+            return Err(format!(
+                "undecided: {MAX_STATES} states searched for {n} operations, \
+                 {unknown} of unknown outcome"
+            ));
         }
         deepest = deepest.max(n - left.len());
         // Operations that may go next: called before every pending return.
