@@ -391,6 +391,26 @@ impl Layout {
         self.groups.len().saturating_sub(1) as u32
     }
 
+    /// A new cluster's first map (version 1): `nodes` under `profile`,
+    /// placed, with its system group and `data_groups` data groups.
+    pub fn first(nodes: Vec<NodeInfo>, profile: ErasureProfile, data_groups: u32) -> Result<Self> {
+        let mut layout = Layout {
+            version: 1,
+            profile,
+            partition_bits: 0,
+            groups: Vec::new(),
+            nodes,
+            placement: Vec::new(),
+            out: Default::default(),
+            leaving: Default::default(),
+            placement_version: 1,
+            history: Vec::new(),
+        };
+        layout.plan_placement(None)?;
+        layout.assign_groups(data_groups)?;
+        Ok(layout)
+    }
+
     /// Give a new cluster's layout its system group and `data_groups` data
     /// groups, each with `2m + 1` voters: the first nodes of a partition of
     /// the placement (zone-spread), groups spread evenly over partitions.

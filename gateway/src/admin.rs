@@ -403,22 +403,12 @@ pub async fn apply_staged(gw: &Gateway, req: ApplyRequest) -> AdminResult<Planne
                 parity_shards: m,
             })
             .unwrap_or_else(|| ErasureProfile::default_for(nodes.len()));
-        let mut layout = Layout {
-            version: 1,
-            profile,
-            partition_bits: 0,
-            groups: Vec::new(),
+        let layout = Layout::first(
             nodes,
-            placement: Vec::new(),
-            out: Default::default(),
-            leaving: Default::default(),
-            placement_version: 1,
-            history: Vec::new(),
-        };
-        layout.plan_placement(None).map_err(invalid)?;
-        layout
-            .assign_groups(req.metadata_groups.unwrap_or(DEFAULT_METADATA_GROUPS))
-            .map_err(invalid)?;
+            profile,
+            req.metadata_groups.unwrap_or(DEFAULT_METADATA_GROUPS),
+        )
+        .map_err(invalid)?;
         PlacementTable::build(&layout).map_err(invalid)?;
         let planned = PlannedLayout {
             partitions: layout.placement.len() as u64,

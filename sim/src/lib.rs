@@ -201,22 +201,7 @@ async fn create_cluster(trace: &Trace) -> Result<Vec<cairn::id::NodeId>, String>
             capacity: 1,
         });
     }
-    let mut layout = Layout {
-        version: 1,
-        profile: PROFILE,
-        partition_bits: 0,
-        groups: Vec::new(),
-        nodes,
-        placement: Vec::new(),
-        out: Default::default(),
-        leaving: Default::default(),
-        placement_version: 1,
-        history: Vec::new(),
-    };
-    layout.plan_placement(None).map_err(|e| e.to_string())?;
-    layout
-        .assign_groups(METADATA_GROUPS)
-        .map_err(|e| e.to_string())?;
+    let layout = Layout::first(nodes, PROFILE, METADATA_GROUPS).map_err(|e| e.to_string())?;
     let ids = layout.nodes.iter().map(|n| n.id).collect();
     cairn_node::table::client::create_cluster(&client, layout)
         .await
