@@ -36,7 +36,7 @@ fi
 # A fixed range by default: the simulation is deterministic, so these pass
 # again until the code changes; SIM_FIRST and SIM_SEEDS explore others, and
 # a failure prints its seed and the replay command.
-SIM_SEEDS="${SIM_SEEDS:-40}"
+SIM_SEEDS="${SIM_SEEDS:-100}"
 SIM_FIRST="${SIM_FIRST:-0}"
 step "whole clusters in simulation: $SIM_SEEDS seeds from $SIM_FIRST"
 scripts/simulate.sh --seeds "$SIM_SEEDS" --seed "$SIM_FIRST"

@@ -348,6 +348,10 @@ impl DataPath {
                 let (client, placement) = (client.clone(), placement.clone());
                 async move {
                     let (c, slice) = item?;
+                    // A chunk read that stalls (a slow disk or link, a
+                    // slow client): the object may be replaced, and its
+                    // chunks collected, while the GET streams.
+                    cairn_node::buggify::stall(0.05, std::time::Duration::from_secs(3)).await;
                     let bytes = read_chunk(&client, &placement, profile, c).await?;
                     Ok::<_, Error>(bytes.slice(slice))
                 }

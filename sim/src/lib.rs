@@ -435,6 +435,26 @@ impl Faults {
     }
 }
 
+/// What a node's shard index lists is on its disk, whole, whatever power
+/// losses came between (checked on the disk itself, once the run is over).
+fn check_disk(host: &str, disk: &MemoryDisk, dir: &std::path::Path) -> Result<(), String> {
+    let disk = disk.disk();
+    let store = cairn_node::shard_store::FileShardStore::open(dir, disk.kv, disk.files, true)
+        .map_err(|e| format!("{host}: opening its shards: {e}"))?;
+    let unbacked = store
+        .unbacked()
+        .map_err(|e| format!("{host}: reading its shards: {e}"))?;
+    match unbacked.first() {
+        None => Ok(()),
+        Some((chunk, index)) => Err(format!(
+            "{host} lists {} shards whose files are gone or torn (the first: shard {index} \
+             of chunk {})",
+            unbacked.len(),
+            &chunk.to_hex()[..16]
+        )),
+    }
+}
+
 /// A failed run: why, and its trace up to then.
 #[derive(Debug, Clone)]
 pub struct Failed {
@@ -483,6 +503,7 @@ fn run_traced(opts: &Options, trace: &Trace) -> Result<Report, String> {
     cairn_node::random::install(simulated_random);
     cairn::clock::install(simulated_now_ms);
     cairn_node::blocking::run_inline();
+    cairn_node::buggify::enable();
     CLOCK_OFFSET_MS.store(0, std::sync::atomic::Ordering::Relaxed);
     let mut rng = StdRng::seed_from_u64(seed);
     let mut sim = turmoil::Builder::new()
@@ -553,6 +574,9 @@ fn run_traced(opts: &Options, trace: &Trace) -> Result<Report, String> {
         }
     }
     let operations = history.check().map_err(|e| fail(e, step))?;
+    for (i, disk) in disks.iter().enumerate() {
+        check_disk(&node_host(i), disk, dirs[i].path()).map_err(|e| fail(e, step))?;
+    }
     let trace = trace.0.borrow().clone();
     Ok(Report {
         seed,

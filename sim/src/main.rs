@@ -2,6 +2,7 @@
 //! failing seed with the command that replays it.
 
 use clap::Parser;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(about = "Run Cairn clusters in deterministic simulation")]
@@ -18,13 +19,139 @@ struct Args {
     /// Inject no faults (every request must then be answered).
     #[arg(long)]
     no_faults: bool,
-    /// Print each run's trace.
+    /// Print each run's trace (with `--jobs 1` only).
     #[arg(long)]
     trace: bool,
-    /// Break the store on purpose (`ack-before-commit`, `gc-ignores-grace`)
-    /// to see the checks catch it.
+    /// Break the store on purpose (`ack-before-commit`, `gc-ignores-grace`,
+    /// `skip-shard-fsync`) to see the checks catch it.
     #[arg(long = "break", value_name = "SWITCH")]
     sabotage: Option<String>,
+    /// Seeds run at once, each in a process of its own (a run is one
+    /// thread; one job per core is the most that helps).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=MAX_JOBS))]
+    jobs: u64,
+}
+
+/// Most seeds run at once.
+const MAX_JOBS: u64 = 64;
+/// How often the parent looks for a finished child.
+const CHILD_POLL: Duration = Duration::from_millis(20);
+
+/// What one seed gave.
+enum Seed {
+    Passed {
+        simulated: Duration,
+        faults: usize,
+        operations: usize,
+    },
+    Failed(String),
+}
+
+impl Seed {
+    /// The line the run prints for `seed` (and that a parent reads back
+    /// from a child).
+    fn line(&self, seed: u64) -> String {
+        match self {
+            Self::Passed {
+                simulated,
+                faults,
+                operations,
+            } => format!(
+                "seed {seed}: ok ({:.0} s simulated, {faults} faults, {operations} operations \
+                 checked)",
+                simulated.as_secs_f64()
+            ),
+            Self::Failed(why) => format!("seed {seed}: FAILED: {why}"),
+        }
+    }
+
+    /// The reverse of [`Seed::line`].
+    fn parse(seed: u64, out: &str) -> Self {
+        let ok = format!("seed {seed}: ok (");
+        let failed = format!("seed {seed}: FAILED: ");
+        for line in out.lines() {
+            if let Some(why) = line.strip_prefix(&failed) {
+                return Self::Failed(why.to_owned());
+            }
+            if let Some(rest) = line.strip_prefix(&ok) {
+                let n: Vec<f64> = rest
+                    .split(", ")
+                    .filter_map(|part| part.split(' ').next()?.parse().ok())
+                    .collect();
+                if let [simulated, faults, operations] = n[..] {
+                    return Self::Passed {
+                        simulated: Duration::from_secs_f64(simulated),
+                        faults: faults as usize,
+                        operations: operations as usize,
+                    };
+                }
+            }
+        }
+        Self::Failed(format!("its process said nothing readable: {out:?}"))
+    }
+}
+
+/// Run `seed` here.
+fn run_here(args: &Args, seed: u64) -> Seed {
+    let mut opts = cairn_sim::Options::new(seed);
+    opts.ops_per_client = args.ops;
+    opts.faults = !args.no_faults;
+    let (seed_result, trace) = match cairn_sim::run(&opts) {
+        Ok(r) => (
+            Seed::Passed {
+                simulated: r.simulated,
+                faults: r.faults,
+                operations: r.operations,
+            },
+            r.trace,
+        ),
+        Err(e) => (Seed::Failed(e.message), e.trace),
+    };
+    if args.trace {
+        for line in &trace {
+            println!("{line}");
+        }
+    }
+    seed_result
+}
+
+/// Run the seeds `jobs` at a time, each in a child process; the results
+/// in the order the seeds finished.
+fn run_children(args: &Args, mut report: impl FnMut(u64, Seed)) {
+    let exe = std::env::current_exe().expect("the running binary's path");
+    let mut next = args.seed;
+    let end = args.seed + args.seeds;
+    let mut running: Vec<(u64, std::process::Child)> = Vec::new();
+    while next < end || !running.is_empty() {
+        while next < end && (running.len() as u64) < args.jobs {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args(["--seeds", "1", "--seed", &next.to_string()])
+                .args(["--ops", &args.ops.to_string()])
+                .stdout(std::process::Stdio::piped());
+            if args.no_faults {
+                cmd.arg("--no-faults");
+            }
+            if let Some(s) = &args.sabotage {
+                cmd.args(["--break", s]);
+            }
+            running.push((next, cmd.spawn().expect("a child process starts")));
+            next += 1;
+        }
+        let finished = running
+            .iter_mut()
+            .position(|(_, child)| matches!(child.try_wait(), Ok(Some(_))));
+        match finished {
+            Some(i) => {
+                let (seed, child) = running.swap_remove(i);
+                let out = child.wait_with_output().expect("a child's output");
+                report(
+                    seed,
+                    Seed::parse(seed, &String::from_utf8_lossy(&out.stdout)),
+                );
+            }
+            None => std::thread::sleep(CHILD_POLL),
+        }
+    }
 }
 
 fn main() {
@@ -33,6 +160,7 @@ fn main() {
         let flag = match switch.as_str() {
             "ack-before-commit" => &cairn_node::sabotage::ACK_BEFORE_COMMIT,
             "gc-ignores-grace" => &cairn_node::sabotage::GC_IGNORES_GRACE,
+            "skip-shard-fsync" => &cairn_node::sabotage::SKIP_SHARD_FSYNC,
             other => {
                 eprintln!("no such switch: {other}");
                 std::process::exit(2);
@@ -43,40 +171,33 @@ fn main() {
     cairn_node::logging::init("off");
     let started = std::time::Instant::now();
     let (mut failed, mut simulated, mut faults, mut operations) =
-        (Vec::new(), std::time::Duration::ZERO, 0usize, 0usize);
-    for seed in args.seed..args.seed + args.seeds {
-        let mut opts = cairn_sim::Options::new(seed);
-        opts.ops_per_client = args.ops;
-        opts.faults = !args.no_faults;
-        match cairn_sim::run(&opts) {
-            Ok(report) => {
-                if args.trace {
-                    for line in &report.trace {
-                        println!("{line}");
-                    }
-                }
-                println!(
-                    "seed {seed}: ok ({:.0} s simulated, {} faults, {} operations checked)",
-                    report.simulated.as_secs_f64(),
-                    report.faults,
-                    report.operations
-                );
-                simulated += report.simulated;
-                faults += report.faults;
-                operations += report.operations;
+        (Vec::new(), Duration::ZERO, 0usize, 0usize);
+    let mut report = |seed: u64, result: Seed| {
+        println!("{}", result.line(seed));
+        match result {
+            Seed::Passed {
+                simulated: s,
+                faults: f,
+                operations: o,
+            } => {
+                simulated += s;
+                faults += f;
+                operations += o;
             }
-            Err(e) => {
-                if args.trace {
-                    for line in &e.trace {
-                        println!("{line}");
-                    }
-                }
-                println!("seed {seed}: FAILED: {}", e.message);
-                println!("  replay: scripts/simulate.sh --seed {seed}");
+            Seed::Failed(_) => {
+                println!("  replay: scripts/simulate.sh --seed {seed} --trace");
                 failed.push(seed);
             }
         }
+    };
+    if args.jobs > 1 && args.seeds > 1 {
+        run_children(&args, &mut report);
+    } else {
+        for seed in args.seed..args.seed + args.seeds {
+            report(seed, run_here(&args, seed));
+        }
     }
+    failed.sort_unstable();
     println!(
         "{} seeds from {}: {} passed, {} failed; {:.1} simulated hours, {faults} faults, \
          {operations} operations checked, {:.0} s",

@@ -621,6 +621,10 @@ impl Gc {
             return true;
         }
         tokio::time::sleep(self.delete_delay).await;
+        // A deleter that pauses between condemning and deleting (a slow
+        // node, a long pause): writes of the same content meet the
+        // condemned chunks meanwhile.
+        crate::buggify::stall(0.1, Duration::from_secs(2)).await;
         let started = tokio::time::Instant::now();
         let placement = &placement;
         let deleted: Vec<(ChunkId, u64)> = futures::stream::iter(condemned.iter().copied())

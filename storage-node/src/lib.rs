@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod blocking;
+pub mod buggify;
 pub mod chunks;
 pub mod client;
 pub mod config;

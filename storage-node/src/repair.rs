@@ -770,6 +770,9 @@ impl Repair {
     }
 
     async fn store(&self, task: &Task, data: &[u8]) -> bool {
+        // A rebuild that lands late: its chunk may have been deleted, or
+        // its shard written by another worker, meanwhile.
+        crate::buggify::stall(0.1, std::time::Duration::from_secs(2)).await;
         let shards = self.shards.clone();
         let (id, i, g, data) = (task.chunk, task.index, task.geometry, data.to_vec());
         let stored = matches!(

@@ -204,6 +204,40 @@ impl FileShardStore {
         h
     }
 
+    /// The shards the index lists whose file is missing or shorter or
+    /// longer than the entry says. A shard's file is durable before its
+    /// entry is written and its entry goes before its file, so there are
+    /// none, whatever power losses came between: the simulation checks it
+    /// at the end of every run.
+    pub fn unbacked(&self) -> Result<Vec<(ChunkId, u8)>> {
+        let mut out = Vec::new();
+        for item in self.db.iter(Cf::Shards, db::From::Start) {
+            let (k, v) = item?;
+            if k.len() != 33 || v.len() < 9 {
+                continue;
+            }
+            let chunk = ChunkId(k[..32].try_into().expect("32 bytes"));
+            let len = u64::from_le_bytes(v[1..9].try_into().expect("8 bytes"));
+            let header = if v[0] == 1 {
+                SHARD_HEADER_LEN_V1
+            } else {
+                SHARD_HEADER_LEN
+            };
+            let file_len = match self.files.open(&self.shard_path(&chunk, k[32])) {
+                Ok(f) => std::io::copy(
+                    &mut f.take(MAX_SHARD_BYTES as u64 * 2),
+                    &mut std::io::sink(),
+                )?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(e.into()),
+            };
+            if file_len != header as u64 + len {
+                out.push((chunk, k[32]));
+            }
+        }
+        Ok(out)
+    }
+
     /// Read and verify a shard with its geometry (`None` in version 1
     /// files).
     pub fn get_with_geometry(
@@ -271,9 +305,12 @@ impl ShardStore for FileShardStore {
         ));
         let write = || -> std::io::Result<()> {
             let header = Self::header(chunk, index, geometry, data);
-            self.files.write_new(&tmp, &[&header, data], self.fsync)?;
+            // The simulation's broken build that skips the shard fsync
+            // (the index entry below is still synced).
+            let fsync = self.fsync && !crate::sabotage::on(&crate::sabotage::SKIP_SHARD_FSYNC);
+            self.files.write_new(&tmp, &[&header, data], fsync)?;
             self.files.rename(&tmp, &path)?;
-            if self.fsync {
+            if fsync {
                 self.files.sync_dir(dir)?;
             }
             Ok(())

@@ -45,6 +45,9 @@ pub async fn tend(node: &Arc<Node>, map: &Arc<Layout>) {
             return;
         }
     };
+    // A change proposed late: the map it was computed from may have moved
+    // on (the compare-and-set refuses it then) or the node may be back.
+    crate::buggify::stall(0.1, Duration::from_secs(2)).await;
     let request = Request {
         id: RequestId(crate::random::random()),
         command: Command::SetClusterMap {

@@ -17,6 +17,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::log::{blocking, io_err};
+use super::snapshot_file::SnapshotFile;
 use super::store::{GroupView, group_end, group_start, record_key, state_key};
 use super::{PeerNode, TypeConfig};
 use crate::db::{Batch, Cf, Db, Kv};
@@ -337,7 +338,7 @@ impl RaftSnapshotBuilder<TypeConfig> for Machine {
             Ok(meta)
         })
         .await?;
-        let file = tokio::fs::File::open(self.snapshot_path())
+        let file = SnapshotFile::open(&self.snapshot_path())
             .await
             .map_err(io_err)?;
         tracing::debug!(group = %self.group, index = ?meta.last_log_id, "snapshot built");
@@ -388,20 +389,12 @@ impl RaftStateMachine<TypeConfig> for Machine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(
-        &mut self,
-    ) -> Result<Box<tokio::fs::File>, StorageError<u64>> {
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError<u64>> {
         let path = self.dir.join(format!(
             "incoming-{:08x}.snap",
             crate::random::random::<u32>()
         ));
-        let file = tokio::fs::File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .await
-            .map_err(io_err)?;
+        let file = SnapshotFile::create_new(&path).await.map_err(io_err)?;
         let old = self.receiving.lock().expect("receiving lock").replace(path);
         if let Some(old) = old {
             let _ = std::fs::remove_file(old);
@@ -412,7 +405,7 @@ impl RaftStateMachine<TypeConfig> for Machine {
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<u64, PeerNode>,
-        snapshot: Box<tokio::fs::File>,
+        snapshot: Box<SnapshotFile>,
     ) -> Result<(), StorageError<u64>> {
         let incoming = self
             .receiving
@@ -449,7 +442,7 @@ impl RaftStateMachine<TypeConfig> for Machine {
         })
         .await?;
         let Some(meta) = meta else { return Ok(None) };
-        match tokio::fs::File::open(self.snapshot_path()).await {
+        match SnapshotFile::open(&self.snapshot_path()).await {
             Ok(file) => Ok(Some(Snapshot {
                 meta,
                 snapshot: Box::new(file),

@@ -21,6 +21,7 @@ pub mod groups;
 pub mod log;
 pub mod machine;
 pub mod network;
+pub mod snapshot_file;
 pub mod store;
 
 use cairn::command::{Outcome, Request};
@@ -48,7 +49,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = PeerNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = tokio::fs::File,
+        SnapshotData = snapshot_file::SnapshotFile,
         AsyncRuntime = Runtime,
         Responder = openraft::impls::OneshotResponder<TypeConfig>,
 );
