@@ -473,6 +473,41 @@ pub fn run(opts: &Options) -> Result<Report, Failed> {
     })
 }
 
+/// Panics of any task during the run (the production code's assertions,
+/// and those of the libraries it uses): a task that panics is a bug even
+/// when the cluster survives it, so the run fails.
+static PANICS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Record every panic from now on (the default report still prints), and
+/// forget those of an earlier run.
+fn watch_panics() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let at = info
+                .location()
+                .map_or(String::new(), |l| format!(" at {}:{}", l.file(), l.line()));
+            let what = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let mut p = PANICS.lock().unwrap_or_else(|e| e.into_inner());
+            if p.len() < MAX_PANICS_KEPT {
+                p.push(format!("{what}{at}"));
+            }
+            drop(p);
+            default(info);
+        }));
+    });
+    PANICS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+/// Panic messages kept per run.
+const MAX_PANICS_KEPT: usize = 16;
+
 /// How far the simulated wall clock is off now (a clock-jump fault), ms.
 static CLOCK_OFFSET_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
@@ -505,6 +540,7 @@ fn run_traced(opts: &Options, trace: &Trace) -> Result<Report, String> {
     cairn_node::blocking::run_inline();
     cairn_node::buggify::enable();
     CLOCK_OFFSET_MS.store(0, std::sync::atomic::Ordering::Relaxed);
+    watch_panics();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
@@ -572,6 +608,9 @@ fn run_traced(opts: &Options, trace: &Trace) -> Result<Report, String> {
         if done {
             break;
         }
+    }
+    if let Some(p) = PANICS.lock().expect("panics lock").first() {
+        return Err(fail(format!("a task panicked: {p}"), step));
     }
     let operations = history.check().map_err(|e| fail(e, step))?;
     for (i, disk) in disks.iter().enumerate() {

@@ -3,10 +3,9 @@
 //! jitter, so the nodes of a cluster do not scrub together), or at once
 //! when an operator asks (`cairn scrub start`).
 //!
-//! A shard that fails verification, or whose file is gone while the index
-//! lists it, is counted and deleted: it becomes a missing shard, which the
-//! repair worker of its owner rebuilds (this node's own worker, woken at
-//! once, when it owns it). It counts as repaired when a
+//! A shard that fails verification is counted and deleted: it becomes a
+//! missing shard, which the repair worker of its owner rebuilds (this node's
+//! own worker, woken at once, when it owns it). It counts as repaired when a
 //! verified copy has been written back here, or when this node did not own
 //! it anyway. The pass's cursor is kept in the node database, so a restart
 //! resumes where the pass was.
@@ -186,24 +185,10 @@ impl Scrub {
             let read = crate::blocking::spawn(move || shards.get(&id, i)).await;
             self.checked.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("cairn_scrub_shards_checked_total").increment(1);
-            let lost = match read {
-                Ok(Err(Error::CorruptShard { .. })) => true,
-                // A file gone while the index still lists the shard (not a
-                // deletion that ran since the page was read) was lost
-                // outside the store's control: as lost as a corrupt one.
-                Ok(Err(Error::ShardNotFound { .. })) => {
-                    let shards = self.shards.clone();
-                    matches!(
-                        crate::blocking::spawn(move || shards.contains(&id, i)).await,
-                        Ok(Ok(true))
-                    )
-                }
-                _ => false,
-            };
-            if lost {
+            if let Ok(Err(Error::CorruptShard { .. })) = read {
                 self.corrupt.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("cairn_scrub_corrupt_found_total").increment(1);
-                tracing::warn!(chunk = %id, shard = i, "scrub: shard corrupt or lost; deleted for repair");
+                tracing::warn!(chunk = %id, shard = i, "scrub: shard corrupt; deleted for repair");
                 let shards = self.shards.clone();
                 let _ = crate::blocking::spawn(move || shards.delete(&id, i)).await;
                 if self.repair.owns(&id, i) {

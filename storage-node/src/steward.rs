@@ -66,7 +66,27 @@ pub async fn tend(node: &Arc<Node>, map: &Arc<Layout>) {
 
 type Change = Result<(String, Layout), String>;
 
+/// The first change due that the map allows; when every change due is
+/// refused, why the first was. A refused change never hides a later one:
+/// with the history of placements full, outs and ins are refused until a
+/// retirement shortens it, and the retirement must still be made (found by
+/// simulation seed 826, where the cluster stayed migrating forever).
 fn next_change(node: &Arc<Node>, map: &Layout) -> Option<Change> {
+    let mut refused: Option<Change> = None;
+    for change in due_changes(node, map) {
+        match change {
+            Ok(c) => return Some(Ok(c)),
+            Err(why) => {
+                refused.get_or_insert(Err(why));
+            }
+        }
+    }
+    refused
+}
+
+/// Every change due now, in order of precedence: outs, ins, retirement.
+fn due_changes(node: &Arc<Node>, map: &Layout) -> Vec<Change> {
+    let mut due = Vec::new();
     let grace = node.down_out_after;
     let live = &node.tables.liveness;
     // Out: down longer than the grace.
@@ -79,7 +99,7 @@ fn next_change(node: &Arc<Node>, map: &Layout) -> Option<Change> {
             && live.silence(n.id) >= grace
         {
             let id = n.id;
-            return Some(
+            due.push(
                 map.next(|l| {
                     l.out.insert(
                         id,
@@ -102,7 +122,7 @@ fn next_change(node: &Arc<Node>, map: &Layout) -> Option<Change> {
         }
         if live.view(*id).liveness == Liveness::Up && live.heard_for(*id) >= BACK_IN_AFTER {
             let id = *id;
-            return Some(
+            due.push(
                 map.next(|l| {
                     l.out.remove(&id);
                     Ok(())
@@ -114,12 +134,10 @@ fn next_change(node: &Arc<Node>, map: &Layout) -> Option<Change> {
     }
     // Retire: every owner holds the placement in force.
     if !map.history.is_empty() {
-        let owners: BTreeSet<NodeId> = map
-            .effective_placement()
-            .ok()?
-            .into_iter()
-            .flatten()
-            .collect();
+        let Ok(placement) = map.effective_placement() else {
+            return due;
+        };
+        let owners: BTreeSet<NodeId> = placement.into_iter().flatten().collect();
         let all_synced = owners.iter().all(|o| {
             let synced = if *o == node.id {
                 node.repair.synced()
@@ -129,7 +147,7 @@ fn next_change(node: &Arc<Node>, map: &Layout) -> Option<Change> {
             synced >= map.placement_version
         });
         if all_synced {
-            return Some(
+            due.push(
                 map.next(|l| {
                     l.retire_history();
                     Ok(())
@@ -139,5 +157,5 @@ fn next_change(node: &Arc<Node>, map: &Layout) -> Option<Change> {
             );
         }
     }
-    None
+    due
 }
