@@ -304,6 +304,10 @@ pub struct RepairReport {
     pub max_bytes_per_s: u64,
     /// Throttle: tasks at once.
     pub concurrency: u32,
+    /// Metadata groups this node leads whose voters are not yet those the
+    /// map names (the node's repair worker leaves this 0; the node fills
+    /// it in).
+    pub voter_changes_pending: u64,
 }
 
 /// A node's scrubber, as it reports itself (`GET /v1/scrub`).
@@ -533,6 +537,9 @@ pub mod admin {
         pub unrecoverable_chunks: u64,
         /// Whether earlier placements are still migrating.
         pub migrating: bool,
+        /// Metadata groups whose voters are not yet those the map names
+        /// (one may still count a lost node among its voters).
+        pub voter_changes_pending: u64,
         /// The placement version in force.
         pub placement_version: u64,
         /// Owners that did not answer.

@@ -719,6 +719,7 @@ pub async fn aggregate_repair(gw: &Gateway, map: &Layout) -> RepairStatus {
         eta_s: None,
         unrecoverable_chunks: 0,
         migrating: !map.history.is_empty(),
+        voter_changes_pending: 0,
         placement_version: map.placement_version,
         unreachable: Vec::new(),
         nodes: Vec::new(),
@@ -745,6 +746,7 @@ pub async fn aggregate_repair(gw: &Gateway, map: &Layout) -> RepairStatus {
                 status.bytes_done += r.bytes_done;
                 status.rate_bytes_per_s += r.rate_bytes_per_s;
                 status.unrecoverable_chunks += r.unrecoverable_chunks;
+                status.voter_changes_pending += r.voter_changes_pending;
                 status.nodes.push((id, r));
             }
             Err(_) if owner && !map.out.contains_key(&id) => {
@@ -757,7 +759,11 @@ pub async fn aggregate_repair(gw: &Gateway, map: &Layout) -> RepairStatus {
     status.degraded_chunks += uncounted;
     status.state = if uncounted > 0 {
         "counting"
-    } else if status.degraded_chunks > 0 || busy || status.migrating {
+    } else if status.degraded_chunks > 0
+        || busy
+        || status.migrating
+        || status.voter_changes_pending > 0
+    {
         "repairing"
     } else {
         "verified"

@@ -282,6 +282,7 @@ impl Repair {
             rate_bytes_per_s: rate,
             max_bytes_per_s: self.max_bytes_per_s.load(Ordering::Relaxed),
             concurrency: self.concurrency.load(Ordering::Relaxed),
+            voter_changes_pending: 0,
         }
     }
 

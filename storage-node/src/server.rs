@@ -465,13 +465,22 @@ async fn gc_run(State(node): State<Arc<Node>>) -> Response {
 }
 
 async fn repair_report(State(node): State<Arc<Node>>) -> Response {
-    encoded(&node.repair.report())
+    encoded(&repair_report_of(&node))
+}
+
+/// The repair worker's report with the voter changes this node leads.
+fn repair_report_of(node: &Node) -> cairn::rpc::RepairReport {
+    let mut r = node.repair.report();
+    if let Some(map) = node.tables.map() {
+        r.voter_changes_pending = node.tables.voter_changes_pending(&map);
+    }
+    r
 }
 
 async fn repair_throttle(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response> {
     let t: RepairThrottle = record::decode("repair throttle", &body)?;
     node.repair.set_throttle(&t)?;
-    Ok(encoded(&node.repair.report()))
+    Ok(encoded(&repair_report_of(&node)))
 }
 
 async fn delete_shard(

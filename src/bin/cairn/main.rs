@@ -693,6 +693,12 @@ async fn main() -> anyhow::Result<()> {
                         .map(|e| format!("about {e:.0} s left"))
                         .unwrap_or_else(|| "no estimate".into())
                 );
+                if s.voter_changes_pending > 0 {
+                    println!(
+                        "{} metadata groups changing voters",
+                        s.voter_changes_pending
+                    );
+                }
                 if !s.unreachable.is_empty() {
                     println!("unreachable owners: {:?}", s.unreachable);
                 }
