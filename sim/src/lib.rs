@@ -24,6 +24,32 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+/// Log (`RUST_LOG`, off by default) on stderr, each line stamped with
+/// the simulated time in microseconds instead of the real time, so the
+/// logs of two runs of a seed compare line for line.
+pub fn log_to_stderr() {
+    struct Simulated;
+    impl tracing_subscriber::fmt::time::FormatTime for Simulated {
+        fn format_time(
+            &self,
+            w: &mut tracing_subscriber::fmt::format::Writer<'_>,
+        ) -> std::fmt::Result {
+            match turmoil::sim_elapsed() {
+                Some(t) => write!(w, "{:>12}", t.as_micros()),
+                None => write!(w, "{:>12}", "-"),
+            }
+        }
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_timer(Simulated)
+        .init();
+}
+
 /// Storage nodes in the simulated cluster: one more than a chunk's
 /// shards, so a node can be marked out.
 pub const NODES: usize = 6;

@@ -154,6 +154,48 @@ fn run_children(args: &Args, mut report: impl FnMut(u64, Seed)) {
     }
 }
 
+/// The kernel's random bytes, replaced in this binary by a fixed stream:
+/// the standard library keys every `HashMap` from `getrandom`, and a
+/// library dropping a map of connections closes them in the map's order,
+/// which in a simulation decides the order of the packets and so the
+/// latency each one draws (hyper's connection pool does this). Only this
+/// binary defines the symbol; the cluster's own random numbers come from
+/// the run's seed through `cairn_node::random` whatever this returns, and
+/// nothing in a simulation needs secrecy.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn getrandom(buf: *mut u8, len: usize, _flags: u32) -> isize {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0x005e_ed0f_ca1e);
+    if buf.is_null() {
+        return -1;
+    }
+    // SAFETY: the caller passes a buffer of `len` writable bytes.
+    let out = unsafe { std::slice::from_raw_parts_mut(buf, len) };
+    for chunk in out.chunks_mut(8) {
+        // splitmix64
+        let mut z = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+    }
+    len as isize
+}
+
+/// `getentropy` (up to 256 bytes) from the same stream as [`getrandom`].
+#[unsafe(no_mangle)]
+unsafe extern "C" fn getentropy(buf: *mut u8, len: usize) -> i32 {
+    if len > 256 {
+        return -1;
+    }
+    // SAFETY: as for `getrandom`.
+    if unsafe { getrandom(buf, len, 0) } < 0 {
+        -1
+    } else {
+        0
+    }
+}
+
 fn main() {
     let args = Args::parse();
     if let Some(switch) = &args.sabotage {
@@ -168,7 +210,7 @@ fn main() {
         };
         flag.store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    cairn_node::logging::init("off");
+    cairn_sim::log_to_stderr();
     let started = std::time::Instant::now();
     let (mut failed, mut simulated, mut faults, mut operations) =
         (Vec::new(), Duration::ZERO, 0usize, 0usize);
