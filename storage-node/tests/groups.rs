@@ -104,8 +104,9 @@ async fn a_group_changes_voters_while_writes_continue() {
 
     // A writer that keeps writing numbered keys and remembers what was acknowledged.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writer = {
-        let (meta, stop) = (meta.clone(), stop.clone());
+        let (meta, stop, progress) = (meta.clone(), stop.clone(), progress.clone());
         tokio::spawn(async move {
             let mut acked = Vec::new();
             let mut i = 0u32;
@@ -113,13 +114,16 @@ async fn a_group_changes_voters_while_writes_continue() {
                 let key = format!("w{i:05}");
                 if let Ok(Outcome::Ok) = meta.command(group, put(bucket, &key, "v", None)).await {
                     acked.push(key);
+                    progress.store(acked.len(), std::sync::atomic::Ordering::Relaxed);
                 }
                 i += 1;
             }
             acked
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Writes acknowledged before the change (counted, not timed: a busy
+    // machine is slower, not wrong).
+    wait_for_acks(&progress, 10).await;
 
     // Add node 4 as a learner, then replace node 1 with it (joint consensus).
     let (newcomer_id, newcomer_addr) = (nodes[3].node.id, nodes[3].addr.clone());
@@ -141,7 +145,9 @@ async fn a_group_changes_voters_while_writes_continue() {
     voters.insert(newcomer.node.id.0);
     let raft = leader_raft(&nodes, group).await;
     raft.change_membership(voters.clone(), false).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // And after it.
+    let before = progress.load(std::sync::atomic::Ordering::Relaxed);
+    wait_for_acks(&progress, before + 10).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let acked = writer.await.unwrap();
     assert!(acked.len() > 10, "writes went on: {}", acked.len());
@@ -203,4 +209,17 @@ async fn a_captured_request_cannot_be_replayed_or_given_another_body() {
     assert_eq!(http.execute(req).await.unwrap().status().as_u16(), 204);
     assert_eq!(http.execute(replay).await.unwrap().status().as_u16(), 403);
     node.stop().await;
+}
+
+/// Wait until the writer has `n` acknowledged writes (at most a minute).
+async fn wait_for_acks(progress: &std::sync::atomic::AtomicUsize, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while progress.load(std::sync::atomic::Ordering::Relaxed) < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "writes stalled at {}",
+            progress.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
