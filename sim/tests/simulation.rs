@@ -71,11 +71,8 @@ fn consecutive_seeds_pass() {
 /// One seed's trace, run by the `cairn-sim` binary in a process of its
 /// own, as a replay is.
 fn trace_of(seed: u64) -> Vec<String> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-sim"))
-        .args(["--seeds", "1", "--seed", &seed.to_string(), "--trace"])
-        .output()
-        .expect("cairn-sim runs");
-    String::from_utf8_lossy(&out.stdout)
+    let (_, printed) = cairn_sim(&["--seeds", "1", "--seed", &seed.to_string(), "--trace"]);
+    printed
         .lines()
         // The summary says how long the run took in real time.
         .filter(|l| !l.contains(" seeds from "))

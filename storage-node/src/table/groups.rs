@@ -14,7 +14,7 @@ use crate::client::NodeClient;
 use crate::db::{Cf, Db};
 use cairn::command::{Command, KvRead, Request};
 use cairn::id::NodeId;
-use cairn::layout::Layout;
+use cairn::layout::{GroupInfo, Layout};
 use cairn::record::{self, GroupId, ListEntry, ObjectEntry, Table, keys};
 use cairn::rpc::{
     BootstrapReply, CommandReply, ListItem, MAX_META_BATCH, MAX_SCAN_LIMIT, Read, ReadReply,
@@ -56,6 +56,16 @@ pub const CANDIDATE_TTL: Duration = Duration::from_secs(60);
 /// Longest wait for a new voter to catch up, or for a voter change to
 /// commit.
 pub const VOTER_CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A change of a group's voters its leader owes the map.
+struct OwedVoterChange {
+    /// The voters now (of both halves, in a joint configuration).
+    current: BTreeSet<u64>,
+    /// The map's.
+    want: BTreeSet<u64>,
+    /// Whether the leader is one of `current`.
+    leader_votes: bool,
+}
 /// How often a node tells every other node it is alive, with the groups it
 /// leads that are quiet.
 pub const NODE_BEAT_INTERVAL: Duration = Duration::from_millis(400);
@@ -376,32 +386,42 @@ impl Tables {
             .is_some_and(|g| g.raft.metrics().borrow().state == ServerState::Leader)
     }
 
+    /// The voter change this node owes `group` as its leader: `None` when
+    /// it does not lead it, or when its voters are the map's `info.voters`
+    /// and no change is half made (a joint configuration: openraft makes a
+    /// change in two steps driven by the caller, so a call cut short by its
+    /// timeout between them left the group joint for good; found by
+    /// simulation seeds 26 and 826).
+    fn owed_voter_change(&self, group: GroupId, info: &GroupInfo) -> Option<OwedVoterChange> {
+        let m = self.group(group)?.raft.metrics().borrow().clone();
+        if m.state != ServerState::Leader {
+            return None;
+        }
+        let membership = m.membership_config.membership();
+        let joint = membership.get_joint_config().len() > 1;
+        let current: BTreeSet<u64> = membership.voter_ids().collect();
+        let want: BTreeSet<u64> = info.voters.iter().map(|v| v.0).collect();
+        if current == want && !joint {
+            return None;
+        }
+        tracing::debug!(%group, ?current, ?want, joint, "voters not yet the map's");
+        Some(OwedVoterChange {
+            leader_votes: current.contains(&m.id),
+            current,
+            want,
+        })
+    }
+
     /// Groups this node leads whose voters are not yet those `map` names
     /// (a change in progress counts): until it is 0 on every node, a
     /// group may still count a lost node among its voters, so the cluster
     /// is not back to full redundancy (`repair status` says so).
     pub fn voter_changes_pending(&self, map: &Layout) -> u64 {
-        let mut pending = 0;
-        for (g, info) in map.groups.iter().enumerate() {
-            let Some(group) = self.group(GroupId(g as u32)) else {
-                continue;
-            };
-            let m = group.raft.metrics().borrow().clone();
-            if m.state != ServerState::Leader {
-                continue;
-            }
-            let membership = m.membership_config.membership();
-            let current: BTreeSet<u64> = membership.voter_ids().collect();
-            let want: BTreeSet<u64> = info.voters.iter().map(|v| v.0).collect();
-            if membership.get_joint_config().len() > 1 || current != want {
-                tracing::debug!(group = %GroupId(g as u32), ?current, ?want,
-                    joint = membership.get_joint_config().len() > 1,
-                    reconciling = self.reconciling.load(std::sync::atomic::Ordering::Relaxed),
-                    "voters not yet the map's");
-                pending += 1;
-            }
-        }
-        pending
+        map.groups
+            .iter()
+            .enumerate()
+            .filter(|(g, info)| self.owed_voter_change(GroupId(*g as u32), info).is_some())
+            .count() as u64
     }
 
     /// For every group this node leads whose voters differ from the map's,
@@ -418,29 +438,19 @@ impl Tables {
         }
         for (g, info) in map.groups.iter().enumerate() {
             let id = GroupId(g as u32);
-            let Some(group) = self.group(id) else {
-                continue;
-            };
-            let m = group.raft.metrics().borrow().clone();
-            if m.state != ServerState::Leader {
-                continue;
-            }
-            let membership = m.membership_config.membership();
-            // A joint configuration is finished by the same call: openraft
-            // makes a change in two steps driven by the caller, so a call
-            // cut short by its timeout between them left the group joint
-            // for good (found by simulation seeds 26 and 826).
-            let joint = membership.get_joint_config().len() > 1;
-            let current: BTreeSet<u64> = membership.voter_ids().collect();
-            let want: BTreeSet<u64> = info.voters.iter().map(|v| v.0).collect();
             // A leader that is no longer a voter (it committed a change
             // that removed it, and has not stepped down yet) leaves the
             // next change to a leader among the voters: openraft panics
             // when such a leader proposes a membership (found by
             // simulation seed 147).
-            if (current == want && !joint) || !current.contains(&m.id) {
+            let Some(OwedVoterChange {
+                current,
+                want,
+                leader_votes: true,
+            }) = self.owed_voter_change(id, info)
+            else {
                 continue;
-            }
+            };
             let (me, map, id) = (self.clone(), map.clone(), id);
             tokio::spawn(async move {
                 let g = me.group(id).expect("hosted");
