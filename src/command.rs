@@ -16,12 +16,15 @@
 use crate::id::ChunkId;
 use crate::layout::Layout;
 use crate::record::{
-    self, AccessKeyRecord, BucketId, BucketRecord, BucketStats, ChunkState, DropRecord, GroupStats,
-    IntentRecord, MetaKey, ObjectData, ObjectEntry, PartRecord, RefRecord, Referrer, RequestId,
-    SegmentChunks, Table, UploadRecord, VersionId, keys,
+    self, AccessKeyRecord, BucketId, BucketRecord, BucketStats, ChunkState, DeleteMarker,
+    DropRecord, GroupStats, IntentRecord, MetaKey, ObjectData, ObjectEntry, PartRecord, RefRecord,
+    Referrer, RequestId, SegmentChunks, Table, UploadRecord, VersionId, VersionRef, Versioning,
+    keys,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+pub mod versions;
 
 /// Requests remembered for answering retries: a retry arriving within
 /// this many log entries of the first attempt gets the first outcome.
@@ -67,8 +70,13 @@ pub enum Condition {
 pub struct Deletion {
     /// The key.
     pub key: String,
-    /// Only if its current ETag is this (`If-Match`).
+    /// The version to remove for good; `None`: the key's latest, as the
+    /// bucket's versioning says.
+    pub version: Option<VersionRef>,
+    /// Only if the ETag of the version deleted is this (`If-Match`).
     pub if_match: Option<String>,
+    /// The id of the delete marker this deletion makes, if it makes one.
+    pub marker: VersionId,
 }
 
 /// A part as CompleteMultipartUpload lists it, with what the client's
@@ -139,6 +147,17 @@ pub enum Command {
         bucket: BucketId,
         /// At most [`MAX_DELETE_BATCH`].
         deletions: Vec<Deletion>,
+        /// The deleter's clock (the delete markers' Last-Modified).
+        now_ms: u64,
+        /// The deleter's access key id (the delete markers' owner).
+        owner: String,
+    },
+    /// Data group: turn a bucket's versioning on or suspend it.
+    SetVersioning {
+        /// Bucket.
+        bucket: BucketId,
+        /// Enabled or Suspended.
+        state: Versioning,
     },
     /// Data group: start a multipart upload.
     CreateUpload {
@@ -306,6 +325,7 @@ impl Command {
         match self {
             Self::PutObject { bucket, .. }
             | Self::DeleteObjects { bucket, .. }
+            | Self::SetVersioning { bucket, .. }
             | Self::CreateUpload { bucket, .. }
             | Self::PutPart { bucket, .. }
             | Self::CompleteUpload { bucket, .. }
@@ -345,6 +365,21 @@ impl Command {
 pub enum Outcome {
     /// Done.
     Ok,
+    /// A write to a versioned bucket made this version.
+    Versioned {
+        /// Its S3 version id.
+        version_id: String,
+    },
+    /// A deletion in a versioned bucket, or of a named version.
+    Removed {
+        /// The version removed, or the delete marker made.
+        version_id: Option<String>,
+        /// Whether that is a delete marker.
+        delete_marker: bool,
+    },
+    /// The bucket's state does not allow this (Object Lock keeps
+    /// versioning enabled) (409).
+    InvalidBucketState,
     /// Per deletion of a batch, in order.
     Deleted(Vec<Outcome>),
     /// A condition did not hold (412).
@@ -392,6 +427,16 @@ pub enum Outcome {
     /// The command was malformed or met a record it cannot read; nothing
     /// was changed.
     Invalid(String),
+}
+
+impl Outcome {
+    /// Whether the command did what it was asked (its writes were made).
+    pub fn succeeded(&self) -> bool {
+        matches!(
+            self,
+            Self::Ok | Self::Versioned { .. } | Self::Removed { .. } | Self::Deleted(_)
+        )
+    }
 }
 
 /// Reads and writes of one apply. Reads see the writes made before them
@@ -524,7 +569,7 @@ pub fn apply_request(txn: &mut impl Txn, index: u64, request: &Request) -> Outco
     {
         return r.outcome;
     }
-    let outcome = apply(txn, &request.command);
+    let outcome = apply(txn, index, &request.command);
     txn.put(
         key,
         record::encode(&Remembered {
@@ -567,8 +612,16 @@ fn read<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Apply one command (see the module documentation).
-pub fn apply(txn: &mut impl Txn, command: &Command) -> Outcome {
+/// Where the `i`th version made by the entry at log index `index` stands
+/// among its key's versions: later entries' versions stand later.
+fn sequence(index: u64, i: usize) -> u64 {
+    (index << 10) | i as u64
+}
+
+/// Apply one command, the entry at log index `index` (see the module
+/// documentation).
+pub fn apply(txn: &mut impl Txn, index: u64, command: &Command) -> Outcome {
+    const _: () = assert!(MAX_DELETE_BATCH < 1 << 10);
     // Errors are outcomes: `?` returns the first one, before any write.
     let result = (|| -> Result<Outcome, Outcome> {
         match command {
@@ -645,8 +698,7 @@ pub fn apply(txn: &mut impl Txn, command: &Command) -> Outcome {
                 condition,
             } => {
                 unsealed(txn, *bucket)?;
-                let okey = keys::object(*bucket, key);
-                let current = read::<ObjectEntry>(txn, &okey)?;
+                let current = read::<ObjectEntry>(txn, &keys::object(*bucket, key))?;
                 if let Some(failed) = check(condition.as_ref(), current.as_ref()) {
                     return Ok(failed);
                 }
@@ -654,58 +706,68 @@ pub fn apply(txn: &mut impl Txn, command: &Command) -> Outcome {
                 if !here_chunks(&entry.data).is_empty() && txn.get(&intent).is_none() {
                     return Ok(Outcome::WriteExpired);
                 }
-                let (old_objects, old_bytes) = current.as_ref().map_or((0, 0), |c| (1, c.size));
-                admit(
+                let out = versions::put(
                     txn,
                     *bucket,
-                    1 - old_objects,
-                    entry.size as i64 - old_bytes as i64,
-                )?;
-                if let Some(old) = &current {
-                    drop_data(txn, *bucket, old)?;
-                }
-                account(
-                    txn,
-                    *bucket,
-                    Delta {
-                        objects: 1 - old_objects,
-                        bytes: entry.size as i64 - old_bytes as i64,
-                        ..Delta::default()
-                    },
+                    key,
+                    entry.clone(),
+                    sequence(index, 0),
+                    Delta::default(),
                 )?;
                 txn.delete(intent);
-                txn.put(okey, record::encode(entry));
-                Ok(Outcome::Ok)
+                Ok(out)
             }
-            Command::DeleteObjects { bucket, deletions } => {
+            Command::DeleteObjects {
+                bucket,
+                deletions,
+                now_ms,
+                owner,
+            } => {
                 if deletions.len() > MAX_DELETE_BATCH {
                     return Ok(Outcome::Invalid("too many deletions".into()));
                 }
                 let mut outcomes = Vec::with_capacity(deletions.len());
-                for d in deletions {
-                    let okey = keys::object(*bucket, &d.key);
-                    let current = read::<ObjectEntry>(txn, &okey)?;
-                    let condition = d.if_match.clone().map(Condition::ETag);
-                    if let Some(failed) = check(condition.as_ref(), current.as_ref()) {
-                        outcomes.push(failed);
-                        continue;
+                for (i, d) in deletions.iter().enumerate() {
+                    if let Some(etag) = &d.if_match {
+                        let target = versions::find(txn, *bucket, &d.key, d.version)?;
+                        let failed = match target {
+                            None => Some(Outcome::NoSuchKey),
+                            Some(versions::Found::Current(e))
+                            | Some(versions::Found::Noncurrent(
+                                _,
+                                record::VersionRecord::Object(e),
+                            )) => (e.etag != *etag).then_some(Outcome::PreconditionFailed),
+                            Some(versions::Found::Noncurrent(..)) => {
+                                Some(Outcome::PreconditionFailed)
+                            }
+                        };
+                        if let Some(failed) = failed {
+                            outcomes.push(failed);
+                            continue;
+                        }
                     }
-                    if let Some(old) = &current {
-                        drop_data(txn, *bucket, old)?;
-                        account(
-                            txn,
-                            *bucket,
-                            Delta {
-                                objects: -1,
-                                bytes: -(old.size as i64),
-                                ..Delta::default()
-                            },
-                        )?;
-                        txn.delete(okey);
-                    }
-                    outcomes.push(Outcome::Ok);
+                    let marker = DeleteMarker {
+                        version: d.marker,
+                        seq: sequence(index, i),
+                        null_version: false,
+                        last_modified_ms: *now_ms,
+                        owner: owner.clone(),
+                    };
+                    outcomes.push(versions::delete(
+                        txn,
+                        versions::Delete {
+                            bucket: *bucket,
+                            key: &d.key,
+                            version: d.version,
+                            marker,
+                        },
+                    )?);
                 }
                 Ok(Outcome::Deleted(outcomes))
+            }
+            Command::SetVersioning { bucket, state } => {
+                unsealed(txn, *bucket)?;
+                versions::set_versioning(txn, *bucket, *state)
             }
             Command::CreateUpload { bucket, record } => {
                 unsealed(txn, *bucket)?;
@@ -779,50 +841,44 @@ pub fn apply(txn: &mut impl Txn, command: &Command) -> Outcome {
                         _ => return Ok(Outcome::InvalidPart),
                     }
                 }
-                let okey = keys::object(*bucket, key);
-                let current = read::<ObjectEntry>(txn, &okey)?;
+                let current = read::<ObjectEntry>(txn, &keys::object(*bucket, key))?;
                 if let Some(failed) = check(condition.as_ref(), current.as_ref()) {
                     return Ok(failed);
-                }
-                let (old_objects, old_bytes) = current.as_ref().map_or((0, 0), |c| (1, c.size));
-                admit(
-                    txn,
-                    *bucket,
-                    1 - old_objects,
-                    entry.size as i64 - old_bytes as i64,
-                )?;
-                if let Some(old) = &current {
-                    drop_data(txn, *bucket, old)?;
                 }
                 // Parts the object does not list go with the upload.
                 let listed: std::collections::BTreeSet<u32> =
                     parts.iter().map(|p| p.part_number).collect();
                 let mut part_bytes = 0u64;
+                let mut unlisted = Vec::new();
                 for (sort_key, value) in all_parts(txn, *bucket, upload_id) {
                     let part: PartRecord = decode_value(Table::Parts, &value)?;
                     part_bytes += part.size;
                     if !listed.contains(&part.part_number) {
-                        drop_refs(
-                            txn,
-                            part.version,
-                            part.chunks.iter().map(|c| c.id).collect(),
-                        );
-                        txn.delete(MetaKey::new(Table::Parts, bucket.to_hex(), sort_key));
+                        unlisted.push((sort_key, part));
                     }
                 }
-                account(
+                let out = versions::put(
                     txn,
                     *bucket,
+                    key,
+                    entry.clone(),
+                    sequence(index, 0),
                     Delta {
-                        objects: 1 - old_objects,
-                        bytes: entry.size as i64 - old_bytes as i64,
                         uploads: -1,
                         upload_bytes: -(part_bytes as i64),
+                        ..Delta::default()
                     },
                 )?;
+                for (sort_key, part) in unlisted {
+                    drop_refs(
+                        txn,
+                        part.version,
+                        part.chunks.iter().map(|c| c.id).collect(),
+                    );
+                    txn.delete(MetaKey::new(Table::Parts, bucket.to_hex(), sort_key));
+                }
                 txn.delete(ukey);
-                txn.put(okey, record::encode(entry));
-                Ok(Outcome::Ok)
+                Ok(out)
             }
             Command::AbortUpload {
                 bucket,
@@ -859,6 +915,7 @@ pub fn apply(txn: &mut impl Txn, command: &Command) -> Outcome {
             Command::SealBucket { bucket } => {
                 let pk = bucket.to_hex();
                 let busy = !txn.scan(Table::Objects, &pk, "", None, 1).is_empty()
+                    || !txn.scan(Table::Versions, &pk, "", None, 1).is_empty()
                     || !txn.scan(Table::Uploads, &pk, "", None, 1).is_empty();
                 if busy {
                     return Ok(Outcome::BucketNotEmpty);
@@ -869,6 +926,7 @@ pub fn apply(txn: &mut impl Txn, command: &Command) -> Outcome {
                     txn.delete(MetaKey::new(Table::Intents, pk.clone(), writer));
                 }
                 txn.delete(keys::bucket_stats(*bucket));
+                txn.delete(keys::bucket_settings(*bucket));
                 txn.put(keys::sealed(*bucket), Vec::new());
                 Ok(Outcome::Ok)
             }
@@ -1328,6 +1386,14 @@ mod tests {
             checksum: None,
             part_sizes: vec![],
             data: ObjectData::Inline(b"abc".to_vec()),
+            seq: 0,
+            null_version: true,
+            owner: "o".into(),
+            noncurrent_since_ms: None,
+            tags: vec![],
+            retention: None,
+            legal_hold: false,
+            grants: vec![],
         }
     }
 
@@ -1499,8 +1565,12 @@ mod tests {
             bucket: B,
             deletions: vec![Deletion {
                 key: "k".into(),
+                version: None,
                 if_match: None,
+                marker: VersionId([9; 16]),
             }],
+            now_ms: 1,
+            owner: "o".into(),
         });
         assert_eq!(s.run(Command::SealBucket { bucket: B }), Outcome::Ok);
         assert_eq!(s.run(put("k", "a", None)), Outcome::NoSuchBucket);
@@ -1517,13 +1587,19 @@ mod tests {
             deletions: vec![
                 Deletion {
                     key: "k".into(),
+                    version: None,
                     if_match: None,
+                    marker: VersionId([9; 16]),
                 },
                 Deletion {
                     key: "missing".into(),
+                    version: None,
                     if_match: None,
+                    marker: VersionId([9; 16]),
                 },
             ],
+            now_ms: 1,
+            owner: "o".into(),
         });
         assert_eq!(out, Outcome::Deleted(vec![Outcome::Ok, Outcome::Ok]));
         assert_eq!(
@@ -1564,6 +1640,10 @@ mod tests {
             user_metadata: vec![],
             checksum_algorithm: None,
             checksum_kind: None,
+            tags: vec![],
+            retention: None,
+            legal_hold: false,
+            grants: vec![],
         };
         assert_eq!(
             s.run(Command::CreateUpload {
@@ -1780,8 +1860,12 @@ mod tests {
             bucket: B,
             deletions: vec![Deletion {
                 key: "a".into(),
+                version: None,
                 if_match: None,
+                marker: VersionId([9; 16]),
             }],
+            now_ms: 1,
+            owner: "o".into(),
         });
         run_drops(&mut s, 20);
         assert_eq!(state(&s, 7), None, "b still references 7");

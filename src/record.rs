@@ -20,8 +20,9 @@ use std::fmt;
 /// cluster map before placement, out-set and migrations were part of it,
 /// version 3 the records before chunk references (a store of that version
 /// holds chunks no reference covers, which the collector would take for
-/// garbage); none is read.
-pub const FORMAT_VERSION: u8 = 4;
+/// garbage), version 4 the records before object versions, tags, retention
+/// and grants were part of them; none is read.
+pub const FORMAT_VERSION: u8 = 5;
 
 /// Encode `value` as `[FORMAT_VERSION] ++ postcard(value)`.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -117,6 +118,21 @@ pub enum Table {
     RequestsByIndex = 21,
     /// The group's totals (partition key "", sort key "") -> [`GroupStats`].
     GroupStats = 22,
+    /// Object versions other than the current object: older versions and
+    /// delete markers (partition key = bucket id, sort key =
+    /// [`keys::version`]: the escaped key, then the version's sequence
+    /// inverted, so a key's versions sort newest first) -> [`VersionRecord`].
+    Versions = 23,
+    /// Where a version of [`Table::Versions`] is, by its id (partition key
+    /// = bucket id, sort key = version id in hex) -> its sort key there.
+    VersionIds = 24,
+    /// Where a key's `null` version is when it is in [`Table::Versions`]
+    /// (partition key = bucket id, sort key = object key) -> its sort key
+    /// there.
+    NullVersions = 25,
+    /// A bucket's settings that its writes obey: versioning, Object Lock
+    /// (partition key = bucket id, sort key "") -> [`BucketSettings`].
+    BucketSettings = 26,
 }
 
 impl Table {
@@ -139,6 +155,10 @@ impl Table {
             20 => Self::Requests,
             21 => Self::RequestsByIndex,
             22 => Self::GroupStats,
+            23 => Self::Versions,
+            24 => Self::VersionIds,
+            25 => Self::NullVersions,
+            26 => Self::BucketSettings,
             _ => return None,
         })
     }
@@ -160,6 +180,9 @@ impl Table {
             Self::BucketStats => "bucket usage",
             Self::GroupStats => "group usage",
             Self::Requests | Self::RequestsByIndex => "request outcome",
+            Self::Versions => "object version",
+            Self::VersionIds | Self::NullVersions => "version index",
+            Self::BucketSettings => "bucket settings",
         }
     }
 }
@@ -410,6 +433,230 @@ pub struct ObjectEntry {
     pub part_sizes: Vec<u64>,
     /// The bytes.
     pub data: ObjectData,
+    /// Where it stands among the key's versions: set when it is applied
+    /// (see [`crate::command::apply`]); later versions have larger ones.
+    pub seq: u64,
+    /// Whether its S3 version id is `null`: written while the bucket's
+    /// versioning was off or suspended.
+    pub null_version: bool,
+    /// Access key id of the writer.
+    pub owner: String,
+    /// When a newer version took its place (ms since the epoch), for a
+    /// noncurrent version.
+    pub noncurrent_since_ms: Option<u64>,
+    /// Object tags, in the order given.
+    pub tags: Vec<(String, String)>,
+    /// Object Lock retention.
+    pub retention: Option<Retention>,
+    /// Object Lock legal hold.
+    pub legal_hold: bool,
+    /// ACL grants (the owner's full control is implied).
+    pub grants: Vec<Grant>,
+}
+
+impl ObjectEntry {
+    /// Its S3 version id (`null`, or the version's id in hex).
+    pub fn version_id(&self) -> String {
+        version_id(self.version, self.null_version)
+    }
+}
+
+/// The S3 version id of a version.
+pub fn version_id(version: VersionId, null: bool) -> String {
+    if null {
+        "null".to_owned()
+    } else {
+        version.to_hex()
+    }
+}
+
+/// A version id as a request names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VersionRef {
+    /// `null`.
+    Null,
+    /// Any other: a version's id.
+    Id(VersionId),
+}
+
+impl VersionRef {
+    /// Parse an S3 version id (`None`: not one Cairn ever gave out).
+    pub fn parse(s: &str) -> Option<Self> {
+        if s == "null" {
+            Some(Self::Null)
+        } else if s.len() == 32
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            VersionId::parse(s).map(Self::Id)
+        } else {
+            None
+        }
+    }
+
+    /// Whether it names this version.
+    pub fn names(&self, version: VersionId, null: bool) -> bool {
+        match self {
+            Self::Null => null,
+            Self::Id(v) => !null && *v == version,
+        }
+    }
+}
+
+/// Object Lock retention modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockMode {
+    /// Shortened or removed only with the bypass permission and header.
+    Governance,
+    /// Never shortened or removed, by anyone, until its date.
+    Compliance,
+}
+
+/// A version's retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// The mode.
+    pub mode: LockMode,
+    /// Retained until, ms since the epoch.
+    pub until_ms: u64,
+}
+
+/// Who an ACL grant is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Grantee {
+    /// An access key (S3's canonical user id).
+    User(String),
+    /// A predefined group, by its URI.
+    Group(String),
+}
+
+/// ACL permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Permission {
+    /// All of them.
+    FullControl,
+    /// Read the object (list the bucket).
+    Read,
+    /// Write objects (buckets only).
+    Write,
+    /// Read the ACL.
+    ReadAcp,
+    /// Write the ACL.
+    WriteAcp,
+}
+
+/// One ACL grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// To whom.
+    pub grantee: Grantee,
+    /// What.
+    pub permission: Permission,
+}
+
+/// A delete marker: the latest version of a key that reads as absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteMarker {
+    /// Its identity.
+    pub version: VersionId,
+    /// Where it stands among the key's versions.
+    pub seq: u64,
+    /// Whether its S3 version id is `null` (made while versioning was
+    /// suspended).
+    pub null_version: bool,
+    /// When it was made, ms since the epoch.
+    pub last_modified_ms: u64,
+    /// Access key id of the deleter.
+    pub owner: String,
+}
+
+/// A version in [`Table::Versions`].
+// Decoded one at a time and never kept in bulk: boxing the entry would
+// cost an allocation per version read for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VersionRecord {
+    /// An object version that is not the current one.
+    Object(ObjectEntry),
+    /// A delete marker.
+    DeleteMarker(DeleteMarker),
+}
+
+impl VersionRecord {
+    /// Its identity.
+    pub fn version(&self) -> VersionId {
+        match self {
+            Self::Object(e) => e.version,
+            Self::DeleteMarker(m) => m.version,
+        }
+    }
+
+    /// Its sequence.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Object(e) => e.seq,
+            Self::DeleteMarker(m) => m.seq,
+        }
+    }
+
+    /// Whether its version id is `null`.
+    pub fn is_null(&self) -> bool {
+        match self {
+            Self::Object(e) => e.null_version,
+            Self::DeleteMarker(m) => m.null_version,
+        }
+    }
+
+    /// Its S3 version id.
+    pub fn version_id(&self) -> String {
+        version_id(self.version(), self.is_null())
+    }
+
+    /// Last-Modified, ms since the epoch.
+    pub fn last_modified_ms(&self) -> u64 {
+        match self {
+            Self::Object(e) => e.last_modified_ms,
+            Self::DeleteMarker(m) => m.last_modified_ms,
+        }
+    }
+}
+
+/// A bucket's versioning state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Versioning {
+    /// Never enabled: every write replaces the key's `null` version and a
+    /// DELETE removes it.
+    #[default]
+    Unversioned,
+    /// Every write adds a version; a DELETE adds a delete marker.
+    Enabled,
+    /// Writes replace the `null` version; a DELETE makes the `null`
+    /// version a delete marker. Older versions stay.
+    Suspended,
+}
+
+/// A bucket's default retention for new versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    /// The mode.
+    pub mode: LockMode,
+    /// Days (exactly one of days and years is set).
+    pub days: Option<u32>,
+    /// Years.
+    pub years: Option<u32>,
+}
+
+/// The settings a bucket's writes obey, kept in its data group so that
+/// every write is applied under the settings of its moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketSettings {
+    /// Versioning.
+    pub versioning: Versioning,
+    /// Object Lock enabled (only when the bucket is created; never off
+    /// again; versioning stays enabled).
+    pub object_lock: bool,
+    /// Retention new versions get when their write names none.
+    pub default_retention: Option<DefaultRetention>,
 }
 
 /// What a listing shows of an object: the node projects entries to this,
@@ -462,6 +709,14 @@ pub struct UploadRecord {
     pub checksum_algorithm: Option<String>,
     /// Checksum type requested at creation (`COMPOSITE` or `FULL_OBJECT`).
     pub checksum_kind: Option<ChecksumKind>,
+    /// Tags for the final object.
+    pub tags: Vec<(String, String)>,
+    /// Retention for the final object.
+    pub retention: Option<Retention>,
+    /// Legal hold for the final object.
+    pub legal_hold: bool,
+    /// ACL grants for the final object.
+    pub grants: Vec<Grant>,
 }
 
 /// One uploaded part.
@@ -539,9 +794,19 @@ impl Referrer {
         }
     }
 
-    /// Whether `record` (the value under [`Referrer::record_key`]) is this
-    /// referrer.
-    pub fn is_current(&self, record: Option<&[u8]>) -> bool {
+    /// The record that says the referrer is a noncurrent object version
+    /// (a part's writer id never has one).
+    pub fn version_key(&self) -> MetaKey {
+        keys::version_id(self.bucket(), self.writer())
+    }
+
+    /// Whether the referrer is committed and lives, given `record` (the
+    /// value under [`Referrer::record_key`]) and `version` (the value
+    /// under [`Referrer::version_key`]).
+    pub fn is_current(&self, record: Option<&[u8]>, version: Option<&[u8]>) -> bool {
+        if matches!(self, Self::Object { .. }) && version.is_some() {
+            return true;
+        }
         let Some(bytes) = record else { return false };
         let version = match self {
             Self::Object { .. } => decode::<ObjectEntry>("object entry", bytes).map(|e| e.version),
@@ -728,6 +993,55 @@ pub mod keys {
     /// The group's totals.
     pub fn group_stats() -> MetaKey {
         MetaKey::new(Table::GroupStats, "", "")
+    }
+
+    /// A key as it starts the sort keys of its versions: NUL becomes
+    /// NUL 0x01, so that the end mark NUL NUL sorts before anything a
+    /// longer key continues with, and keys' versions sort as the keys do.
+    pub fn escape_key(key: &str) -> String {
+        key.replace('\0', "\0\u{1}")
+    }
+
+    fn unescape_key(escaped: &str) -> String {
+        escaped.replace("\0\u{1}", "\0")
+    }
+
+    /// The sort-key prefix of all of one key's versions.
+    pub fn versions_of(key: &str) -> String {
+        format!("{}\0\0", escape_key(key))
+    }
+
+    /// A version of [`Table::Versions`]: newest first within its key.
+    pub fn version(bucket: BucketId, key: &str, seq: u64) -> MetaKey {
+        MetaKey::new(Table::Versions, bucket.to_hex(), version_sort_key(key, seq))
+    }
+
+    /// The sort key of [`version`]: after it come the key's older versions.
+    pub fn version_sort_key(key: &str, seq: u64) -> String {
+        format!("{}{:016x}", versions_of(key), u64::MAX - seq)
+    }
+
+    /// The (key, seq) of a [`Table::Versions`] sort key.
+    pub fn parse_version(sort_key: &str) -> Option<(String, u64)> {
+        let (escaped, inverted) = sort_key.split_at_checked(sort_key.len().checked_sub(18)?)?;
+        let inverted = inverted.strip_prefix("\0\0")?;
+        let inv = u64::from_str_radix(inverted, 16).ok()?;
+        Some((unescape_key(escaped), u64::MAX - inv))
+    }
+
+    /// Where a version of [`Table::Versions`] is, by id.
+    pub fn version_id(bucket: BucketId, version: VersionId) -> MetaKey {
+        MetaKey::new(Table::VersionIds, bucket.to_hex(), version.to_hex())
+    }
+
+    /// Where a key's `null` version is, when it is not current.
+    pub fn null_version(bucket: BucketId, key: &str) -> MetaKey {
+        MetaKey::new(Table::NullVersions, bucket.to_hex(), key)
+    }
+
+    /// A bucket's settings.
+    pub fn bucket_settings(bucket: BucketId) -> MetaKey {
+        MetaKey::new(Table::BucketSettings, bucket.to_hex(), "")
     }
 }
 

@@ -4,10 +4,11 @@
 //! plus postcard); shard bodies travel raw. The admin API speaks JSON, since
 //! operators and scripts read it.
 
+use crate::command::versions::{VersionItem, VersionsFrom};
 use crate::command::{Outcome, Request};
 use crate::id::{ChunkId, NodeId};
 use crate::layout::Layout;
-use crate::record::{BucketId, GroupId, ListEntry, MetaKey, Table};
+use crate::record::{BucketId, GroupId, ListEntry, MetaKey, Table, VersionRecord, VersionRef};
 use serde::{Deserialize, Serialize};
 
 /// The SigV4 service name node RPC requests are signed for.
@@ -95,6 +96,29 @@ pub enum Read {
         /// At most this many objects and prefixes, 1..=[`MAX_SCAN_LIMIT`].
         limit: u32,
     },
+    /// One version of a key (with `version: None`, its latest: the
+    /// current object, or else its newest delete marker or version).
+    Version {
+        /// Bucket.
+        bucket: BucketId,
+        /// Key.
+        key: String,
+        /// Which.
+        version: Option<VersionRef>,
+    },
+    /// A page of a bucket's versions and delete markers.
+    ListVersions {
+        /// Bucket.
+        bucket: BucketId,
+        /// Only keys starting with this.
+        prefix: String,
+        /// Roll keys up to the first delimiter after the prefix.
+        delimiter: Option<String>,
+        /// Only versions after this one.
+        from: Option<VersionsFrom>,
+        /// At most this many versions and prefixes, 1..=[`MAX_SCAN_LIMIT`].
+        limit: u32,
+    },
 }
 
 /// `POST /v1/meta/read`.
@@ -116,6 +140,8 @@ pub enum ListItem {
 }
 
 /// The answer to a [`ReadRequest`].
+// One answer per read, moved once: not worth boxing a variant.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ReadReply {
     /// For [`Read::Get`], in order.
@@ -127,6 +153,12 @@ pub enum ReadReply {
     Listing(Vec<ListItem>, bool),
     /// For [`Read::Known`], in order.
     Flags(Vec<bool>),
+    /// For [`Read::Version`]: the version, and whether it is the key's
+    /// latest.
+    Version(Option<(VersionRecord, bool)>),
+    /// For [`Read::ListVersions`]: the items in order, and whether more
+    /// follow.
+    Versions(Vec<VersionItem>, bool),
     /// Not served here.
     Refused(Refusal),
 }

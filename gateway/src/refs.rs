@@ -185,7 +185,7 @@ impl WriteSession {
     /// Call with the commit's result.
     pub fn settle(&self, result: &Result<Outcome>) {
         *self.fate.lock().expect("session fate") = match result {
-            Ok(Outcome::Ok) => Fate::Committed,
+            Ok(o) if o.succeeded() => Fate::Committed,
             Ok(_) => Fate::Open,
             Err(_) => Fate::Uncertain,
         };

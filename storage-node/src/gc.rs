@@ -424,7 +424,7 @@ impl Gc {
                 }
             }
             for (bucket_group, refs) in by_group {
-                for batch in refs.chunks(MAX_META_BATCH / 2) {
+                for batch in refs.chunks(MAX_META_BATCH / 3) {
                     complete &= self.audit_batch(group, bucket_group, batch).await;
                 }
             }
@@ -450,6 +450,7 @@ impl Gc {
                 [
                     keys::intent(r.referrer.bucket(), r.referrer.writer()),
                     r.referrer.record_key(),
+                    r.referrer.version_key(),
                 ]
             })
             .collect();
@@ -460,9 +461,11 @@ impl Gc {
         let mut dead: BTreeMap<VersionId, Vec<ChunkId>> = BTreeMap::new();
         let mut complete = true;
         let now = now_ms();
-        for ((chunk, r), pair) in refs.iter().zip(values.chunks(2)) {
+        for ((chunk, r), pair) in refs.iter().zip(values.chunks(3)) {
             let writer = r.referrer.writer();
-            if r.referrer.is_current(pair[1].as_deref()) {
+            if r.referrer
+                .is_current(pair[1].as_deref(), pair[2].as_deref())
+            {
                 confirm.push((*chunk, writer));
                 continue;
             }

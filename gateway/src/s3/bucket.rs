@@ -3,7 +3,7 @@
 use super::{authorized_bucket, caller, now_ms, outcome, timestamp};
 use crate::state::Gateway;
 use cairn::command::{Command, Outcome};
-use cairn::record::{BucketId, BucketRecord, GroupId, Table};
+use cairn::record::{BucketId, BucketRecord, BucketSettings, GroupId, Table, Versioning, keys};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -107,15 +107,85 @@ pub(super) async fn location(
     }))
 }
 
-/// Buckets are never versioned (yet): an empty configuration, as S3 answers
-/// for a bucket whose versioning was never enabled.
+/// A bucket's settings, read from its data group (linearizable).
+pub(crate) async fn settings(gw: &Gateway, bucket: &BucketRecord) -> S3Result<BucketSettings> {
+    let group = gw
+        .meta
+        .client
+        .bucket_group(bucket.id)
+        .map_err(crate::error::Error::from)?;
+    Ok(gw
+        .meta
+        .client
+        .get::<BucketSettings>(group, &keys::bucket_settings(bucket.id))
+        .await
+        .map_err(crate::error::Error::from)?
+        .unwrap_or_default())
+}
+
+/// The bucket, if `caller` may change its configuration: its owner (or
+/// the root key) only.
+pub(crate) async fn owned_bucket(gw: &Gateway, caller: &str, name: &str) -> S3Result<BucketRecord> {
+    let bucket = authorized_bucket(gw, caller, name).await?;
+    if bucket.owner != caller && !gw.is_root(caller) {
+        return Err(s3_error!(AccessDenied, "Access Denied"));
+    }
+    Ok(bucket)
+}
+
+/// A bucket that was never versioned answers an empty configuration, as
+/// S3 does.
 pub(super) async fn versioning(
     gw: &Gateway,
     req: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
     let who = caller(&req)?;
-    authorized_bucket(gw, &who, &req.input.bucket).await?;
-    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    let bucket = authorized_bucket(gw, &who, &req.input.bucket).await?;
+    let status = match settings(gw, &bucket).await?.versioning {
+        Versioning::Unversioned => None,
+        Versioning::Enabled => Some(BucketVersioningStatus::ENABLED),
+        Versioning::Suspended => Some(BucketVersioningStatus::SUSPENDED),
+    };
+    Ok(S3Response::new(GetBucketVersioningOutput {
+        status: status.map(|s| BucketVersioningStatus::from(s.to_owned())),
+        mfa_delete: None,
+    }))
+}
+
+pub(super) async fn put_versioning(
+    gw: &Gateway,
+    req: S3Request<PutBucketVersioningInput>,
+) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+    let who = caller(&req)?;
+    let input = req.input;
+    let config = input.versioning_configuration;
+    if config
+        .mfa_delete
+        .as_ref()
+        .is_some_and(|m| m.as_str() == MFADelete::ENABLED)
+    {
+        return Err(s3_error!(NotImplemented, "MFA Delete is not supported."));
+    }
+    let state = match config.status.as_ref().map(|s| s.as_str()) {
+        Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
+        Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
+        _ => {
+            return Err(s3_error!(
+                MalformedXML,
+                "The XML you provided was not well-formed or did not validate against our published schema"
+            ));
+        }
+    };
+    let bucket = owned_bucket(gw, &who, &input.bucket).await?;
+    outcome(
+        gw.meta
+            .data(Command::SetVersioning {
+                bucket: bucket.id,
+                state,
+            })
+            .await?,
+    )?;
+    Ok(S3Response::new(PutBucketVersioningOutput::default()))
 }
 
 /// The one ACL Cairn has: the owner holds FULL_CONTROL. Access is decided

@@ -6,7 +6,8 @@ use super::{authorized_bucket, caller, timestamp};
 use crate::state::Gateway;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cairn::record::{BucketRecord, ListEntry};
+use cairn::command::versions::{VersionItem, VersionsFrom};
+use cairn::record::{BucketRecord, ListEntry, VersionRef};
 use cairn::rpc::{ListItem, MAX_SCAN_LIMIT};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -267,10 +268,8 @@ pub(super) async fn list_v1(
     }))
 }
 
-/// Buckets are unversioned: every object is its one version, `null`, and
-/// there are no delete markers — what S3 lists for a bucket whose
-/// versioning was never enabled. Tools that clean up by version (and test
-/// suites' teardowns) rely on it.
+/// ListObjectVersions: every version and delete marker, keys in order and
+/// each key's versions newest first, paged by key and version id markers.
 pub(super) async fn list_versions(
     gw: &Gateway,
     req: S3Request<ListObjectVersionsInput>,
@@ -281,51 +280,108 @@ pub(super) async fn list_versions(
     let max = max_keys(input.max_keys)?;
     let url = encoding(input.encoding_type.as_ref())?;
     let prefix = input.prefix.clone().unwrap_or_default();
-    let marker = input.key_marker.clone().filter(|m| !m.is_empty());
-    let listing = list_entries(
-        gw,
-        &bucket,
-        &prefix,
-        input.delimiter.as_deref(),
-        marker,
-        max,
-    )
-    .await?;
-    let owner = super::owner(&bucket.owner);
-    let versions = listing
-        .objects
-        .iter()
-        .map(|rec| ObjectVersion {
-            key: Some(encoded(url, rec.key.clone())),
-            version_id: Some("null".to_owned()),
-            is_latest: Some(true),
-            last_modified: Some(timestamp(rec.last_modified_ms)),
-            e_tag: Some(etag(&rec.etag)),
-            size: Some(rec.size as i64),
-            storage_class: Some(ObjectVersionStorageClass::from(
-                ObjectVersionStorageClass::STANDARD.to_owned(),
-            )),
-            owner: Some(owner.clone()),
-            ..Default::default()
-        })
-        .collect();
-    let common = prefixes(&listing, url);
-    let next_key_marker = listing
-        .truncated
-        .then(|| listing.last.clone().map(|l| encoded(url, l)))
-        .flatten();
+    let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+    let key_marker = input.key_marker.clone().filter(|m| !m.is_empty());
+    let version_marker = input.version_id_marker.as_deref().filter(|v| !v.is_empty());
+    let mut from = match (key_marker, version_marker) {
+        (None, Some(_)) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "A version-id marker cannot be specified without a key marker."
+            ));
+        }
+        (None, None) => None,
+        (Some(key), v) => Some(VersionsFrom {
+            key,
+            version: super::object::version_ref(v)?,
+        }),
+    };
+    let mut versions = Vec::new();
+    let mut markers = Vec::new();
+    let mut common = Vec::new();
+    let mut truncated = false;
+    let mut last: Option<(String, Option<String>)> = None;
+    let mut count = 0usize;
+    while count < max {
+        let want = (max - count).min(MAX_SCAN_LIMIT as usize) as u32;
+        let (items, more) = gw
+            .meta
+            .client
+            .list_versions(bucket.id, &prefix, delimiter.as_deref(), from.clone(), want)
+            .await
+            .map_err(crate::error::Error::from)?;
+        for item in items {
+            count += 1;
+            match item {
+                VersionItem::Prefix(cp) => {
+                    from = Some(VersionsFrom {
+                        key: cp.clone(),
+                        version: None,
+                    });
+                    last = Some((cp.clone(), None));
+                    common.push(CommonPrefix {
+                        prefix: Some(encoded(url, cp)),
+                    });
+                }
+                VersionItem::Version(v) => {
+                    from = Some(VersionsFrom {
+                        key: v.key.clone(),
+                        version: VersionRef::parse(&v.version_id),
+                    });
+                    last = Some((v.key.clone(), Some(v.version_id.clone())));
+                    let key = Some(encoded(url, v.key.clone()));
+                    let owner = Some(super::owner(&v.owner));
+                    let modified = Some(timestamp(v.entry.last_modified_ms));
+                    if v.delete_marker {
+                        markers.push(DeleteMarkerEntry {
+                            is_latest: Some(v.is_latest),
+                            key,
+                            last_modified: modified,
+                            owner,
+                            version_id: Some(v.version_id),
+                        });
+                    } else {
+                        versions.push(ObjectVersion {
+                            key,
+                            version_id: Some(v.version_id),
+                            is_latest: Some(v.is_latest),
+                            last_modified: modified,
+                            e_tag: Some(etag(&v.entry.etag)),
+                            size: Some(v.entry.size as i64),
+                            storage_class: Some(ObjectVersionStorageClass::from(
+                                ObjectVersionStorageClass::STANDARD.to_owned(),
+                            )),
+                            owner,
+                            ..Default::default()
+                        });
+                    }
+                }
+            }
+        }
+        if !more {
+            break;
+        }
+        if count == max {
+            truncated = true;
+        }
+    }
+    let (next_key_marker, next_version_id_marker) = match last.filter(|_| truncated) {
+        Some((k, v)) => (Some(encoded(url, k)), v),
+        None => (None, None),
+    };
     Ok(S3Response::new(ListObjectVersionsOutput {
         name: Some(input.bucket),
         prefix: Some(encoded(url, prefix)),
         delimiter: input.delimiter.map(|d| encoded(url, d)),
         key_marker: input.key_marker,
         version_id_marker: input.version_id_marker,
-        next_version_id_marker: next_key_marker.as_ref().map(|_| "null".to_owned()),
         next_key_marker,
+        next_version_id_marker,
         max_keys: Some(max as i32),
-        is_truncated: Some(listing.truncated),
+        is_truncated: Some(truncated),
         encoding_type: input.encoding_type,
         versions: Some(versions),
+        delete_markers: (!markers.is_empty()).then_some(markers),
         common_prefixes: (!common.is_empty()).then_some(common),
         ..Default::default()
     }))

@@ -51,7 +51,13 @@ pub(crate) fn now_ms() -> u64 {
 /// error of the failure otherwise (nothing was changed then).
 pub(crate) fn outcome(o: Outcome) -> S3Result<()> {
     Err(match o {
-        Outcome::Ok | Outcome::Deleted(_) => return Ok(()),
+        Outcome::Ok | Outcome::Versioned { .. } | Outcome::Removed { .. } | Outcome::Deleted(_) => {
+            return Ok(());
+        }
+        Outcome::InvalidBucketState => s3_error!(
+            InvalidBucketState,
+            "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
+        ),
         Outcome::PreconditionFailed => s3_error!(
             PreconditionFailed,
             "At least one of the pre-conditions you specified did not hold"
@@ -176,6 +182,12 @@ impl S3 for CairnS3 {
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
         bucket::versioning(&self.gw, req).await
+    }
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        bucket::put_versioning(&self.gw, req).await
     }
     async fn put_object(
         &self,

@@ -139,6 +139,10 @@ pub(super) async fn create(
         user_metadata: std.user_metadata,
         checksum_algorithm: algorithm.map(|a| a.name().to_owned()),
         checksum_kind: kind,
+        tags: Vec::new(),
+        retention: None,
+        legal_hold: false,
+        grants: Vec::new(),
     };
     outcome(
         gw.meta
@@ -573,30 +577,40 @@ pub(super) async fn complete(
         checksum: checksum.clone(),
         part_sizes: parts.iter().map(|p| p.size).collect(),
         data,
+        seq: 0,
+        null_version: false,
+        owner: upload.owner.clone(),
+        noncurrent_since_ms: None,
+        tags: upload.tags.clone(),
+        retention: upload.retention,
+        legal_hold: upload.legal_hold,
+        grants: upload.grants.clone(),
     };
     // Applied atomically: the parts must still be what was read, the
     // condition must hold, and the upload and its unlisted parts go.
-    outcome(
-        gw.meta
-            .data(Command::CompleteUpload {
-                bucket: bucket.id,
-                key: input.key.clone(),
-                upload_id: upload_id.to_owned(),
-                parts: parts
-                    .iter()
-                    .map(|p| Completed {
-                        part_number: p.part_number,
-                        etag: p.etag.clone(),
-                        size: p.size,
-                    })
-                    .collect(),
-                entry,
-                condition,
-            })
-            .await?,
-    )?;
+    let completed = gw
+        .meta
+        .data(Command::CompleteUpload {
+            bucket: bucket.id,
+            key: input.key.clone(),
+            upload_id: upload_id.to_owned(),
+            parts: parts
+                .iter()
+                .map(|p| Completed {
+                    part_number: p.part_number,
+                    etag: p.etag.clone(),
+                    size: p.size,
+                })
+                .collect(),
+            entry,
+            condition,
+        })
+        .await?;
+    let version_id = super::object::written_version(&completed);
+    outcome(completed)?;
     let f: ChecksumFields = checksum_fields(checksum.as_ref());
     Ok(S3Response::new(CompleteMultipartUploadOutput {
+        version_id,
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
         e_tag: Some(etag(&etag_value)),

@@ -9,8 +9,8 @@ use crate::state::Gateway;
 use bytes::Bytes;
 use cairn::command::{Command, Condition, Deletion, Outcome};
 use cairn::record::{
-    BucketRecord, ChecksumKind, ObjectData, ObjectEntry, Referrer, Segment, SegmentChunks,
-    StoredChecksum, VersionId, keys,
+    BucketRecord, ChecksumKind, DeleteMarker, ObjectData, ObjectEntry, Referrer, Segment,
+    SegmentChunks, StoredChecksum, VersionId, VersionRecord, VersionRef, version_id,
 };
 use futures::Stream;
 use futures::stream::BoxStream;
@@ -30,34 +30,79 @@ pub const MAX_DELETE_OBJECTS: usize = 1000;
 /// with UploadPartCopy).
 pub const MAX_COPY_SOURCE_BYTES: u64 = 5 << 30;
 
-/// The current entry of an object, if any (a linearizable read).
-pub(crate) async fn current_entry(
-    gw: &Gateway,
-    bucket: &BucketRecord,
-    key: &str,
-) -> S3Result<Option<ObjectEntry>> {
-    let group = gw
-        .meta
-        .client
-        .bucket_group(bucket.id)
-        .map_err(crate::error::Error::from)?;
-    Ok(gw
-        .meta
-        .client
-        .get::<ObjectEntry>(group, &keys::object(bucket.id, key))
-        .await
-        .map_err(crate::error::Error::from)?)
+/// The version a request names with `versionId` (`None` without one).
+pub(crate) fn version_ref(v: Option<&str>) -> S3Result<Option<VersionRef>> {
+    match v {
+        None => Ok(None),
+        Some(s) => VersionRef::parse(s)
+            .map(Some)
+            .ok_or_else(|| s3_error!(InvalidArgument, "Invalid version id specified")),
+    }
 }
 
-/// The current entry of an object, or NoSuchKey.
-pub(crate) async fn object_record(
+fn delete_marker_headers(m: &DeleteMarker) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        "x-amz-delete-marker",
+        http::HeaderValue::from_static("true"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&version_id(m.version, m.null_version)) {
+        h.insert("x-amz-version-id", v);
+    }
+    h
+}
+
+/// An object version (the latest without `which`), or the S3 error for
+/// its absence: NoSuchKey (with `x-amz-delete-marker` when the latest
+/// version is a delete marker), NoSuchVersion, or 405 MethodNotAllowed
+/// for a named delete marker (a linearizable read).
+pub(crate) async fn object_version(
     gw: &Gateway,
     bucket: &BucketRecord,
     key: &str,
+    which: Option<VersionRef>,
 ) -> S3Result<ObjectEntry> {
-    current_entry(gw, bucket, key)
-        .await?
-        .ok_or_else(|| s3_error!(NoSuchKey, "The specified key does not exist."))
+    let found = gw
+        .meta
+        .client
+        .version(bucket.id, key, which)
+        .await
+        .map_err(crate::error::Error::from)?;
+    match (found, which) {
+        (Some((VersionRecord::Object(e), _)), _) => Ok(e),
+        (None, None) => Err(s3_error!(NoSuchKey, "The specified key does not exist.")),
+        (None, Some(_)) => Err(s3_error!(
+            NoSuchVersion,
+            "The specified version does not exist."
+        )),
+        (Some((VersionRecord::DeleteMarker(m), _)), None) => {
+            let mut e = s3_error!(NoSuchKey, "The specified key does not exist.");
+            e.set_headers(delete_marker_headers(&m));
+            Err(e)
+        }
+        (Some((VersionRecord::DeleteMarker(m), _)), Some(_)) => {
+            let mut e = s3_error!(
+                MethodNotAllowed,
+                "The specified method is not allowed against this resource."
+            );
+            e.set_headers(delete_marker_headers(&m));
+            Err(e)
+        }
+    }
+}
+
+/// The `x-amz-version-id` of a read of `rec`: versioned buckets' versions
+/// have one; a `null` version shows it when it was asked for by id.
+fn read_version_id(rec: &ObjectEntry, asked: Option<VersionRef>) -> Option<String> {
+    (!rec.null_version || asked.is_some()).then(|| rec.version_id())
+}
+
+/// The version id a write's outcome reports.
+pub(crate) fn written_version(o: &Outcome) -> Option<String> {
+    match o {
+        Outcome::Versioned { version_id } => Some(version_id.clone()),
+        _ => None,
+    }
 }
 
 /// The condition an `If-Match` / `If-None-Match` pair puts on a write,
@@ -266,6 +311,14 @@ pub(super) async fn put(
         checksum: checksum.clone(),
         part_sizes: Vec::new(),
         data: written.data.into_object_data(size),
+        seq: 0,
+        null_version: false,
+        owner: who.clone(),
+        noncurrent_since_ms: None,
+        tags: Vec::new(),
+        retention: None,
+        legal_hold: false,
+        grants: Vec::new(),
     };
     // The object becomes visible here, if the condition still holds now.
     let commit = Command::PutObject {
@@ -274,10 +327,13 @@ pub(super) async fn put(
         entry,
         condition,
     };
-    outcome(commit_written(gw, session.as_deref(), commit).await?)?;
+    let committed = commit_written(gw, session.as_deref(), commit).await?;
+    let version_id = written_version(&committed);
+    outcome(committed)?;
     let f = checksum_fields(checksum.as_ref());
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&etag_hex)),
+        version_id,
         checksum_crc32: f.crc32,
         checksum_crc32c: f.crc32c,
         checksum_crc64nvme: f.crc64nvme,
@@ -408,7 +464,8 @@ pub(super) async fn get(
     let who = caller(&req)?;
     let input = req.input;
     let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
-    let rec = object_record(gw, &bucket, &input.key).await?;
+    let asked = version_ref(input.version_id.as_deref())?;
+    let rec = object_version(gw, &bucket, &input.key, asked).await?;
     check_read_preconditions(
         &rec,
         input.if_match.as_ref(),
@@ -461,6 +518,7 @@ pub(super) async fn get(
         content_length: Some((range.end - range.start) as i64),
         content_range: content_range,
         parts_count: parts_count,
+        version_id: read_version_id(&rec, asked),
     });
     let status = partial.then_some(http::StatusCode::PARTIAL_CONTENT);
     Ok(match status {
@@ -476,7 +534,8 @@ pub(super) async fn head(
     let who = caller(&req)?;
     let input = req.input;
     let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
-    let rec = object_record(gw, &bucket, &input.key).await?;
+    let asked = version_ref(input.version_id.as_deref())?;
+    let rec = object_version(gw, &bucket, &input.key, asked).await?;
     check_read_preconditions(
         &rec,
         input.if_match.as_ref(),
@@ -521,6 +580,7 @@ pub(super) async fn head(
         content_length: Some(length as i64),
         content_range: content_range,
         parts_count: parts_count,
+        version_id: read_version_id(&rec, asked),
     })))
 }
 
@@ -541,6 +601,7 @@ pub(super) async fn delete(
         }
         Some(ETagCondition::ETag(e)) => Some(e.value().to_owned()),
     };
+    let version = version_ref(input.version_id.as_deref())?;
     // Deleting a missing key succeeds, as in S3, and leaves nothing behind.
     let o = gw
         .meta
@@ -548,16 +609,32 @@ pub(super) async fn delete(
             bucket: bucket.id,
             deletions: vec![Deletion {
                 key: input.key,
+                version,
                 if_match,
+                marker: VersionId(cairn_node::random::random()),
             }],
+            now_ms: now_ms(),
+            owner: who,
         })
         .await?;
-    match o {
-        Outcome::Deleted(mut each) if each.len() == 1 => outcome(each.pop().expect("one"))?,
-        other => outcome(other)?,
-    }
+    let one = match o {
+        Outcome::Deleted(mut each) if each.len() == 1 => each.pop().expect("one"),
+        other => other,
+    };
+    let (version_id, delete_marker) = match &one {
+        Outcome::Removed {
+            version_id,
+            delete_marker,
+        } => (version_id.clone(), delete_marker.then_some(true)),
+        _ => (None, None),
+    };
+    outcome(one)?;
     Ok(S3Response::with_status(
-        DeleteObjectOutput::default(),
+        DeleteObjectOutput {
+            version_id,
+            delete_marker,
+            ..Default::default()
+        },
         http::StatusCode::NO_CONTENT,
     ))
 }
@@ -577,26 +654,37 @@ pub(super) async fn delete_many(
         ));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
+    // A malformed version id fails its key alone, as in S3.
+    let versions: Vec<S3Result<Option<VersionRef>>> = objects
+        .iter()
+        .map(|o| version_ref(o.version_id.as_deref()))
+        .collect();
     let deletions = objects
         .iter()
-        .map(|o| Deletion {
-            key: o.key.clone(),
-            if_match: o.e_tag.as_ref().map(|e| e.value().to_owned()),
+        .zip(&versions)
+        .filter_map(|(o, v)| {
+            Some(Deletion {
+                key: o.key.clone(),
+                version: *v.as_ref().ok()?,
+                if_match: o.e_tag.as_ref().map(|e| e.value().to_owned()),
+                marker: VersionId(cairn_node::random::random()),
+            })
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let sent = deletions.len();
     // One command for the whole batch: one commit, not one per key.
     // A batch the group could not take at all fails as a whole.
-    let each: Vec<S3Result<()>> = match gw
+    let mut each = match gw
         .meta
         .data(Command::DeleteObjects {
             bucket: bucket.id,
             deletions,
+            now_ms: now_ms(),
+            owner: who,
         })
         .await?
     {
-        Outcome::Deleted(each) if each.len() == objects.len() => {
-            each.into_iter().map(outcome).collect()
-        }
+        Outcome::Deleted(each) if each.len() == sent => each.into_iter(),
         other => {
             outcome(other)?;
             return Err(s3_error!(InternalError));
@@ -604,18 +692,48 @@ pub(super) async fn delete_many(
     };
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
-    for (o, r) in objects.into_iter().zip(each) {
-        match r {
-            Ok(()) if !quiet => deleted.push(DeletedObject {
-                key: Some(o.key),
-                ..Default::default()
-            }),
-            Ok(()) => {}
+    for (o, v) in objects.into_iter().zip(versions) {
+        let result = match v {
+            Err(e) => Err(e),
+            Ok(_) => {
+                let one = each.next().expect("one outcome per deletion sent");
+                let removed = match &one {
+                    Outcome::Removed {
+                        version_id,
+                        delete_marker,
+                    } => Some((version_id.clone(), *delete_marker)),
+                    _ => None,
+                };
+                outcome(one).map(|()| removed)
+            }
+        };
+        match result {
+            Ok(_) if quiet => {}
+            Ok(removed) => {
+                let (version_id, marker_made, was_marker) = match (&o.version_id, removed) {
+                    // A named version was removed (maybe a delete marker).
+                    (Some(v), Some((_, m))) => (Some(v.clone()), false, m),
+                    (Some(v), None) => (Some(v.clone()), false, false),
+                    // A delete marker was made.
+                    (None, Some((id, true))) => (id, true, false),
+                    (None, _) => (None, false, false),
+                };
+                deleted.push(DeletedObject {
+                    key: Some(o.key),
+                    delete_marker: (marker_made || was_marker).then_some(true),
+                    delete_marker_version_id: if marker_made || was_marker {
+                        version_id.clone()
+                    } else {
+                        None
+                    },
+                    version_id: if marker_made { None } else { version_id },
+                })
+            }
             Err(s3) => errors.push(Error {
                 key: Some(o.key),
+                version_id: o.version_id,
                 code: Some(s3.code().as_str().to_owned()),
                 message: s3.message().map(str::to_owned),
-                ..Default::default()
             }),
         }
     }
@@ -633,7 +751,8 @@ pub(super) async fn acl(
     let who = caller(&req)?;
     let input = req.input;
     let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
-    object_record(gw, &bucket, &input.key).await?;
+    let asked = version_ref(input.version_id.as_deref())?;
+    object_version(gw, &bucket, &input.key, asked).await?;
     let (owner, grants) = super::bucket::owner_full_control(&bucket.owner);
     Ok(S3Response::new(GetObjectAclOutput {
         owner: Some(owner),
@@ -652,20 +771,16 @@ pub(crate) async fn copy_source(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
 ) -> S3Result<(BucketRecord, String, ObjectEntry)> {
-    let (src_bucket, src_key) = match source {
+    let (src_bucket, src_key, src_version) = match source {
         CopySource::Bucket {
             bucket,
             key,
             version_id,
-        } => {
-            if version_id.as_deref().is_some_and(|v| v != "null") {
-                return Err(s3_error!(
-                    NoSuchVersion,
-                    "The specified version does not exist."
-                ));
-            }
-            (bucket.to_string(), key.to_string())
-        }
+        } => (
+            bucket.to_string(),
+            key.to_string(),
+            version_ref(version_id.as_deref())?,
+        ),
         _ => {
             return Err(s3_error!(
                 NotImplemented,
@@ -674,7 +789,17 @@ pub(crate) async fn copy_source(
         }
     };
     let src_bucket = authorized_bucket(gw, who, &src_bucket).await?;
-    let src = object_record(gw, &src_bucket, &src_key).await?;
+    // A delete marker cannot be copied: 400 InvalidRequest, as in S3,
+    // when it is named; NoSuchKey when it is the latest.
+    let src = match object_version(gw, &src_bucket, &src_key, src_version).await {
+        Err(e) if *e.code() == s3s::S3ErrorCode::MethodNotAllowed => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The source of a copy request may not specifically refer to a delete marker by version id."
+            ));
+        }
+        other => other?,
+    };
     if let Some(m) = if_match
         && !etag_matches(m, &src.etag)
     {
@@ -731,7 +856,17 @@ pub(super) async fn copy(
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    if !replace && src_bucket.id == bucket.id && src_key == input.key {
+    // Copying a version onto its own key makes it the latest again (how
+    // S3 restores an earlier version); copying the latest onto itself
+    // must change something.
+    let names_version = matches!(
+        &input.copy_source,
+        CopySource::Bucket {
+            version_id: Some(_),
+            ..
+        }
+    );
+    if !replace && !names_version && src_bucket.id == bucket.id && src_key == input.key {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -745,6 +880,12 @@ pub(super) async fn copy(
     }
     let mut rec = src.clone();
     rec.version = VersionId(cairn_node::random::random());
+    rec.owner = who.clone();
+    // Object Lock settings and ACLs are not copied (S3 applies the
+    // destination's defaults); tags are.
+    rec.retention = None;
+    rec.legal_hold = false;
+    rec.grants = Vec::new();
     let referrer = Referrer::Object {
         bucket: bucket.id,
         key: input.key.clone(),
@@ -810,9 +951,13 @@ pub(super) async fn copy(
         entry: rec.clone(),
         condition,
     };
-    outcome(commit_written(gw, session.as_deref(), commit).await?)?;
+    let committed = commit_written(gw, session.as_deref(), commit).await?;
+    let version_id = written_version(&committed);
+    outcome(committed)?;
     let f = checksum_fields(rec.checksum.as_ref());
     Ok(S3Response::new(CopyObjectOutput {
+        version_id,
+        copy_source_version_id: (!src.null_version).then(|| src.version_id()),
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&rec.etag)),
             last_modified: Some(timestamp(rec.last_modified_ms)),

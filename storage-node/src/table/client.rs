@@ -4,10 +4,13 @@
 
 use crate::client::NodeClient;
 use crate::error::{Error, Result};
+use cairn::command::versions::{VersionItem, VersionsFrom};
 use cairn::command::{Command, Outcome, Request};
 use cairn::id::NodeId;
 use cairn::layout::Layout;
-use cairn::record::{self, BucketId, GroupId, MetaKey, RequestId, Table};
+use cairn::record::{
+    self, BucketId, GroupId, MetaKey, RequestId, Table, VersionRecord, VersionRef,
+};
 use cairn::rpc::{
     CommandReply, CommandRequest, ListItem, MAX_SCAN_LIMIT, Read, ReadReply, ReadRequest, Refusal,
     SystemChanges,
@@ -296,6 +299,49 @@ impl MetaClient {
         };
         match self.read(group, read).await? {
             ReadReply::Listing(items, truncated) => Ok((items, truncated)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// One version of a key (its latest with `version: None`), and
+    /// whether it is the latest.
+    pub async fn version(
+        &self,
+        bucket: BucketId,
+        key: &str,
+        version: Option<VersionRef>,
+    ) -> Result<Option<(VersionRecord, bool)>> {
+        let group = self.bucket_group(bucket)?;
+        let read = Read::Version {
+            bucket,
+            key: key.to_owned(),
+            version,
+        };
+        match self.read(group, read).await? {
+            ReadReply::Version(v) => Ok(v),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// One page of a bucket's versions (at most `limit`).
+    pub async fn list_versions(
+        &self,
+        bucket: BucketId,
+        prefix: &str,
+        delimiter: Option<&str>,
+        from: Option<VersionsFrom>,
+        limit: u32,
+    ) -> Result<(Vec<VersionItem>, bool)> {
+        let group = self.bucket_group(bucket)?;
+        let read = Read::ListVersions {
+            bucket,
+            prefix: prefix.to_owned(),
+            delimiter: delimiter.map(str::to_owned),
+            from,
+            limit: limit.clamp(1, MAX_SCAN_LIMIT),
+        };
+        match self.read(group, read).await? {
+            ReadReply::Versions(items, truncated) => Ok((items, truncated)),
             other => Err(unexpected(other)),
         }
     }

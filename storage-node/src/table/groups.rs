@@ -12,7 +12,7 @@ use super::network::{GroupNetwork, Transport};
 use super::{HEARTBEAT_INTERVAL, PeerNode, Raft, ReadBarrier, raft_config};
 use crate::client::NodeClient;
 use crate::db::{Cf, Db};
-use cairn::command::{Command, KvRead, Request};
+use cairn::command::{Command, KvRead, Request, versions};
 use cairn::id::NodeId;
 use cairn::layout::{GroupInfo, Layout};
 use cairn::record::{self, GroupId, ListEntry, ObjectEntry, Table, keys};
@@ -1010,6 +1010,27 @@ fn read_view(view: &super::store::GroupView, read: Read) -> ReadReply {
                 }
             }
             ReadReply::Listing(items, truncated)
+        }
+        Read::Version {
+            bucket,
+            key,
+            version,
+        } => match versions::lookup(view, bucket, &key, version) {
+            Ok(v) => ReadReply::Version(v),
+            Err(o) => ReadReply::Refused(refused_unavailable(format!("{o:?}"))),
+        },
+        Read::ListVersions {
+            bucket,
+            prefix,
+            delimiter,
+            from,
+            limit,
+        } => {
+            let limit = limit.clamp(1, MAX_SCAN_LIMIT) as usize;
+            match versions::list(view, bucket, &prefix, delimiter.as_deref(), from, limit) {
+                Ok((items, truncated)) => ReadReply::Versions(items, truncated),
+                Err(o) => ReadReply::Refused(refused_unavailable(format!("{o:?}"))),
+            }
         }
     }
 }

@@ -130,6 +130,14 @@ pub fn entry(etag: &str) -> ObjectEntry {
         checksum: None,
         part_sizes: vec![],
         data: ObjectData::Inline(vec![b'x']),
+        seq: 0,
+        null_version: true,
+        owner: "test".into(),
+        noncurrent_since_ms: None,
+        tags: vec![],
+        retention: None,
+        legal_hold: false,
+        grants: vec![],
     }
 }
 
