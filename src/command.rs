@@ -16,10 +16,10 @@
 use crate::id::ChunkId;
 use crate::layout::Layout;
 use crate::record::{
-    self, AccessKeyRecord, BucketId, BucketRecord, BucketStats, ChunkState, DeleteMarker,
-    DropRecord, GroupStats, IntentRecord, MetaKey, ObjectData, ObjectEntry, PartRecord, RefRecord,
-    Referrer, RequestId, SegmentChunks, Table, UploadRecord, VersionId, VersionRef, Versioning,
-    keys,
+    self, AccessKeyRecord, BucketId, BucketRecord, BucketSettings, BucketStats, ChunkState,
+    ConfigKind, DefaultRetention, DeleteMarker, DropRecord, GroupStats, IntentRecord, MetaKey,
+    ObjectData, ObjectEntry, PartRecord, RefRecord, Referrer, RequestId, Retention, SegmentChunks,
+    Table, UploadRecord, VersionId, VersionRef, Versioning, keys,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -38,6 +38,8 @@ pub const REQUEST_PRUNE_EVERY: u64 = 1024;
 pub const MAX_DELETE_BATCH: usize = 1000;
 /// Largest number of parts listed in one upload (S3's limit).
 pub const MAX_PARTS: usize = 10_000;
+/// Most configurations a bucket has (one per [`ConfigKind`], with room).
+pub const MAX_CONFIG_KINDS: usize = 64;
 /// Most chunks one reference command names.
 pub const MAX_REF_BATCH: usize = 1024;
 /// Most writes in progress a bucket's seal cancels in one apply (each is a
@@ -77,6 +79,8 @@ pub struct Deletion {
     pub if_match: Option<String>,
     /// The id of the delete marker this deletion makes, if it makes one.
     pub marker: VersionId,
+    /// The caller may bypass GOVERNANCE retention and asked to.
+    pub bypass_governance: bool,
 }
 
 /// A part as CompleteMultipartUpload lists it, with what the client's
@@ -112,6 +116,18 @@ pub enum Command {
         name: String,
         /// The id it must still have.
         id: BucketId,
+    },
+    /// System group: set (or remove, with `None`) one configuration of a
+    /// bucket, if the name is still the bucket's.
+    PutBucketConfig {
+        /// The bucket's name.
+        name: String,
+        /// The id it must still have.
+        bucket: BucketId,
+        /// Which configuration.
+        kind: ConfigKind,
+        /// Its encoded record.
+        value: Option<Vec<u8>>,
     },
     /// System group: let another key use a bucket.
     AllowKey {
@@ -151,6 +167,62 @@ pub enum Command {
         now_ms: u64,
         /// The deleter's access key id (the delete markers' owner).
         owner: String,
+    },
+    /// Data group: a new bucket's settings, before its name is
+    /// registered (a bucket created with Object Lock); only where none
+    /// were set.
+    InitBucket {
+        /// Bucket.
+        bucket: BucketId,
+        /// Its settings.
+        settings: BucketSettings,
+    },
+    /// Data group: turn Object Lock on (a versioning-enabled bucket) and
+    /// set its default retention (`None`: no default).
+    SetObjectLock {
+        /// Bucket.
+        bucket: BucketId,
+        /// The default retention.
+        default_retention: Option<DefaultRetention>,
+    },
+    /// Data group: set or clear a version's retention, as Object Lock
+    /// allows: COMPLIANCE never shortened or removed before its date,
+    /// GOVERNANCE only with `bypass_governance`.
+    SetRetention {
+        /// Bucket.
+        bucket: BucketId,
+        /// Key.
+        key: String,
+        /// The version (`None`: the latest).
+        version: Option<VersionRef>,
+        /// The new retention.
+        retention: Option<Retention>,
+        /// The caller may bypass GOVERNANCE retention and asked to.
+        bypass_governance: bool,
+        /// The caller's clock (whether a retention is still running).
+        now_ms: u64,
+    },
+    /// Data group: replace a version's tags.
+    SetTags {
+        /// Bucket.
+        bucket: BucketId,
+        /// Key.
+        key: String,
+        /// The version (`None`: the latest).
+        version: Option<VersionRef>,
+        /// The tags.
+        tags: Vec<(String, String)>,
+    },
+    /// Data group: put a version under legal hold or release it.
+    SetLegalHold {
+        /// Bucket.
+        bucket: BucketId,
+        /// Key.
+        key: String,
+        /// The version (`None`: the latest).
+        version: Option<VersionRef>,
+        /// On or off.
+        on: bool,
     },
     /// Data group: turn a bucket's versioning on or suspend it.
     SetVersioning {
@@ -314,10 +386,24 @@ impl Command {
             Self::SetClusterMap { .. }
                 | Self::CreateBucket { .. }
                 | Self::DeleteBucket { .. }
+                | Self::PutBucketConfig { .. }
                 | Self::AllowKey { .. }
                 | Self::PutAccessKey { .. }
                 | Self::DeleteAccessKey { .. }
         )
+    }
+
+    /// Take the earlier of the proposer's clock and `node_now_ms` (the
+    /// leader's) where a clock decides whether a retention still runs:
+    /// so a version is removed before its retain-until date only if the
+    /// gateway's clock and the leader's both run ahead.
+    pub fn clamp_clock(&mut self, node_now_ms: u64) {
+        match self {
+            Self::DeleteObjects { now_ms, .. } | Self::SetRetention { now_ms, .. } => {
+                *now_ms = (*now_ms).min(node_now_ms);
+            }
+            _ => {}
+        }
     }
 
     /// The bucket a data-group command writes to.
@@ -326,6 +412,11 @@ impl Command {
             Self::PutObject { bucket, .. }
             | Self::DeleteObjects { bucket, .. }
             | Self::SetVersioning { bucket, .. }
+            | Self::InitBucket { bucket, .. }
+            | Self::SetObjectLock { bucket, .. }
+            | Self::SetRetention { bucket, .. }
+            | Self::SetLegalHold { bucket, .. }
+            | Self::SetTags { bucket, .. }
             | Self::CreateUpload { bucket, .. }
             | Self::PutPart { bucket, .. }
             | Self::CompleteUpload { bucket, .. }
@@ -380,6 +471,14 @@ pub enum Outcome {
     /// The bucket's state does not allow this (Object Lock keeps
     /// versioning enabled) (409).
     InvalidBucketState,
+    /// The version is under retention or legal hold (403).
+    ObjectLocked,
+    /// Object Lock is not enabled on the bucket (400).
+    NoObjectLock,
+    /// No such version (404).
+    NoSuchVersion,
+    /// The version named is a delete marker (405).
+    DeleteMarker,
     /// Per deletion of a batch, in order.
     Deleted(Vec<Outcome>),
     /// A condition did not hold (412).
@@ -654,10 +753,37 @@ pub fn apply(txn: &mut impl Txn, index: u64, command: &Command) -> Outcome {
                 match read::<BucketRecord>(txn, &key)? {
                     Some(b) if b.id == *id => {
                         txn.delete(key);
+                        let configs = txn.scan(
+                            Table::BucketConfigs,
+                            "",
+                            &keys::bucket_configs_prefix(*id),
+                            None,
+                            MAX_CONFIG_KINDS,
+                        );
+                        for (sort_key, _) in configs {
+                            txn.delete(MetaKey::new(Table::BucketConfigs, "", sort_key));
+                        }
                         Ok(Outcome::Ok)
                     }
                     _ => Ok(Outcome::NoSuchBucket),
                 }
+            }
+            Command::PutBucketConfig {
+                name,
+                bucket,
+                kind,
+                value,
+            } => {
+                match read::<BucketRecord>(txn, &keys::bucket(name))? {
+                    Some(b) if b.id == *bucket => {}
+                    _ => return Ok(Outcome::NoSuchBucket),
+                }
+                let key = keys::bucket_config(*bucket, *kind);
+                match value {
+                    Some(v) => txn.put(key, v.clone()),
+                    None => txn.delete(key),
+                }
+                Ok(Outcome::Ok)
             }
             Command::AllowKey {
                 name,
@@ -714,7 +840,9 @@ pub fn apply(txn: &mut impl Txn, index: u64, command: &Command) -> Outcome {
                     sequence(index, 0),
                     Delta::default(),
                 )?;
-                txn.delete(intent);
+                if out.succeeded() {
+                    txn.delete(intent);
+                }
                 Ok(out)
             }
             Command::DeleteObjects {
@@ -760,6 +888,7 @@ pub fn apply(txn: &mut impl Txn, index: u64, command: &Command) -> Outcome {
                             key: &d.key,
                             version: d.version,
                             marker,
+                            bypass_governance: d.bypass_governance,
                         },
                     )?);
                 }
@@ -769,8 +898,65 @@ pub fn apply(txn: &mut impl Txn, index: u64, command: &Command) -> Outcome {
                 unsealed(txn, *bucket)?;
                 versions::set_versioning(txn, *bucket, *state)
             }
+            Command::InitBucket { bucket, settings } => {
+                unsealed(txn, *bucket)?;
+                let skey = keys::bucket_settings(*bucket);
+                if txn.get(&skey).is_none() {
+                    txn.put(skey, record::encode(settings));
+                }
+                Ok(Outcome::Ok)
+            }
+            Command::SetObjectLock {
+                bucket,
+                default_retention,
+            } => {
+                unsealed(txn, *bucket)?;
+                versions::set_object_lock(txn, *bucket, *default_retention)
+            }
+            Command::SetRetention {
+                bucket,
+                key,
+                version,
+                retention,
+                bypass_governance,
+                now_ms,
+            } => {
+                unsealed(txn, *bucket)?;
+                versions::set_retention(
+                    txn,
+                    *bucket,
+                    key,
+                    *version,
+                    *retention,
+                    *bypass_governance,
+                    *now_ms,
+                )
+            }
+            Command::SetTags {
+                bucket,
+                key,
+                version,
+                tags,
+            } => {
+                unsealed(txn, *bucket)?;
+                versions::set_tags(txn, *bucket, key, *version, tags.clone())
+            }
+            Command::SetLegalHold {
+                bucket,
+                key,
+                version,
+                on,
+            } => {
+                unsealed(txn, *bucket)?;
+                versions::set_legal_hold(txn, *bucket, key, *version, *on)
+            }
             Command::CreateUpload { bucket, record } => {
                 unsealed(txn, *bucket)?;
+                if (record.retention.is_some() || record.legal_hold)
+                    && !versions::settings(txn, *bucket)?.object_lock
+                {
+                    return Ok(Outcome::NoObjectLock);
+                }
                 let ukey = keys::upload(*bucket, &record.key, &record.upload_id);
                 if txn.get(&ukey).is_none() {
                     account(
@@ -869,6 +1055,9 @@ pub fn apply(txn: &mut impl Txn, index: u64, command: &Command) -> Outcome {
                         ..Delta::default()
                     },
                 )?;
+                if !out.succeeded() {
+                    return Ok(out);
+                }
                 for (sort_key, part) in unlisted {
                     drop_refs(
                         txn,
@@ -1568,6 +1757,7 @@ mod tests {
                 version: None,
                 if_match: None,
                 marker: VersionId([9; 16]),
+                bypass_governance: false,
             }],
             now_ms: 1,
             owner: "o".into(),
@@ -1590,12 +1780,14 @@ mod tests {
                     version: None,
                     if_match: None,
                     marker: VersionId([9; 16]),
+                    bypass_governance: false,
                 },
                 Deletion {
                     key: "missing".into(),
                     version: None,
                     if_match: None,
                     marker: VersionId([9; 16]),
+                    bypass_governance: false,
                 },
             ],
             now_ms: 1,
@@ -1863,6 +2055,7 @@ mod tests {
                 version: None,
                 if_match: None,
                 marker: VersionId([9; 16]),
+                bypass_governance: false,
             }],
             now_ms: 1,
             owner: "o".into(),

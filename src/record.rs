@@ -81,6 +81,10 @@ pub enum Table {
     Buckets = 2,
     /// System: access keys (partition key "", sort key = access key id).
     AccessKeys = 3,
+    /// System: a bucket's configurations, one record per kind (partition
+    /// key "", sort key = bucket id / [`ConfigKind::name`]) -> the kind's
+    /// record (tags: `Vec<(String, String)>`).
+    BucketConfigs = 4,
     /// Current object versions (partition key = bucket id, sort key = key).
     Objects = 10,
     /// Multipart uploads in progress (partition key = bucket id, sort key =
@@ -142,6 +146,7 @@ impl Table {
             1 => Self::ClusterMap,
             2 => Self::Buckets,
             3 => Self::AccessKeys,
+            4 => Self::BucketConfigs,
             10 => Self::Objects,
             11 => Self::Uploads,
             12 => Self::Parts,
@@ -169,6 +174,7 @@ impl Table {
             Self::ClusterMap => "cluster map",
             Self::Buckets => "bucket record",
             Self::AccessKeys => "access key record",
+            Self::BucketConfigs => "bucket configuration",
             Self::Objects => "object entry",
             Self::Uploads => "upload record",
             Self::Parts => "part record",
@@ -621,6 +627,43 @@ impl VersionRecord {
     }
 }
 
+/// The kinds of bucket configuration kept in the system group, where
+/// every gateway caches them with the bucket record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ConfigKind {
+    /// Bucket tags: `Vec<(String, String)>`.
+    Tagging,
+    /// CORS rules: `Vec<CorsRule>`.
+    Cors,
+}
+
+impl ConfigKind {
+    /// Its name in sort keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tagging => "tagging",
+            Self::Cors => "cors",
+        }
+    }
+}
+
+/// One CORS rule of a bucket, as `PutBucketCors` gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorsRule {
+    /// Its id, if any.
+    pub id: Option<String>,
+    /// Origins it allows (each with at most one `*`).
+    pub allowed_origins: Vec<String>,
+    /// Methods it allows (GET, PUT, POST, DELETE, HEAD).
+    pub allowed_methods: Vec<String>,
+    /// Request headers a preflight may ask for (each with at most one `*`).
+    pub allowed_headers: Vec<String>,
+    /// Response headers browsers may show to scripts.
+    pub expose_headers: Vec<String>,
+    /// How long a browser may cache a preflight answer, in seconds.
+    pub max_age_s: Option<i32>,
+}
+
 /// A bucket's versioning state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Versioning {
@@ -919,6 +962,20 @@ pub mod keys {
     /// An access key.
     pub fn access_key(id: &str) -> MetaKey {
         MetaKey::new(Table::AccessKeys, "", id)
+    }
+
+    /// The sort-key prefix of a bucket's configurations.
+    pub fn bucket_configs_prefix(bucket: BucketId) -> String {
+        format!("{bucket}/")
+    }
+
+    /// One configuration of a bucket.
+    pub fn bucket_config(bucket: BucketId, kind: ConfigKind) -> MetaKey {
+        MetaKey::new(
+            Table::BucketConfigs,
+            "",
+            format!("{}{}", bucket_configs_prefix(bucket), kind.name()),
+        )
     }
 
     /// An object's current entry.

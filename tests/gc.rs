@@ -643,3 +643,86 @@ async fn a_quota_holds_exactly_at_its_limit() {
         .expect_err("a fourth object is refused");
     assert_eq!(refused.0, 403, "{refused:?}");
 }
+
+/// The references of noncurrent versions are confirmed by the audit (a
+/// version moved out of `Objects` before the audit saw it is committed
+/// all the same), so collection never takes their chunks; removing the
+/// versions by id gives their space back.
+#[tokio::test]
+async fn noncurrent_versions_keep_their_chunks_until_they_are_removed() {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let grace = 2;
+    let cluster = Cluster::start_with(options(grace)).await.unwrap();
+    let s3 = cluster.s3();
+    s3.create_bucket().bucket("versioned").send().await.unwrap();
+    s3.put_bucket_versioning()
+        .bucket("versioned")
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let bodies = [pattern(71, 3 * MIB + 5), pattern(72, 2 * MIB)];
+    let mut ids = Vec::new();
+    for body in &bodies {
+        let out = s3
+            .put_object()
+            .bucket("versioned")
+            .key("k")
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap();
+        ids.push(out.version_id().unwrap().to_owned());
+    }
+    // Both versions noncurrent before the audit looks at their references.
+    s3.delete_object()
+        .bucket("versioned")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(cairn_node::gc::AUDIT_AFTER + Duration::from_secs(1)).await;
+    cluster.gc_pass();
+    tokio::time::sleep(Duration::from_secs(grace + 1)).await;
+    cluster.gc_pass();
+    for (body, id) in bodies.iter().zip(&ids) {
+        let got = s3
+            .get_object()
+            .bucket("versioned")
+            .key("k")
+            .version_id(id)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("version {id} after collection: {e:?}"));
+        let got = got.body.collect().await.unwrap().into_bytes();
+        assert_eq!(blake3::hash(&got), blake3::hash(body), "version {id}");
+    }
+    for id in &ids {
+        s3.delete_object()
+            .bucket("versioned")
+            .key("k")
+            .version_id(id)
+            .send()
+            .await
+            .unwrap();
+    }
+    cluster
+        .wait_drops_done(Duration::from_secs(120))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(grace + 1)).await;
+    cluster.gc_pass();
+    for body in &bodies {
+        for chunk in chunk_ids(body) {
+            assert_eq!(
+                cluster.shard_files_of(&chunk),
+                vec![],
+                "chunk {chunk} of a removed version"
+            );
+        }
+    }
+}

@@ -1028,7 +1028,7 @@ async fn create_bucket(
     let owner = req
         .owner
         .unwrap_or_else(|| gw.config.root_access_key.clone());
-    bucket_admin::create_owned(&gw, &req.name, &owner).await?;
+    bucket_admin::create_owned(&gw, &req.name, &owner, false).await?;
     Ok(StatusCode::CREATED)
 }
 

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod checksum;
 pub mod cluster;
 pub mod config;
+pub mod cors;
 pub mod data;
 pub mod dev;
 pub mod error;

@@ -13,7 +13,9 @@
 use crate::cluster::Cluster;
 use crate::error::Result;
 use cairn::command::{Command, Outcome};
-use cairn::record::{self, AccessKeyRecord, BucketRecord, GroupId, MetaKey, keys};
+use cairn::record::{
+    self, AccessKeyRecord, BucketId, BucketRecord, ConfigKind, GroupId, MetaKey, keys,
+};
 use cairn::rpc::SystemChanges;
 use cairn_node::table::client::MetaClient;
 use std::collections::BTreeMap;
@@ -112,6 +114,20 @@ impl Meta {
         })
     }
 
+    /// One configuration of a bucket (cached as the bucket record is).
+    pub async fn bucket_config<T: serde::de::DeserializeOwned>(
+        &self,
+        bucket: BucketId,
+        kind: ConfigKind,
+    ) -> Result<Option<T>> {
+        let key = keys::bucket_config(bucket, kind);
+        let table = key.table.name();
+        Ok(match self.system_record(key).await? {
+            Some(v) => Some(record::decode(table, &v)?),
+            None => None,
+        })
+    }
+
     /// Propose a system command; the records it changes are forgotten here.
     pub async fn system(&self, command: Command) -> Result<Outcome> {
         let touched = match &command {
@@ -120,6 +136,9 @@ impl Meta {
                 Some(keys::bucket(name))
             }
             Command::PutAccessKey { record } => Some(keys::access_key(&record.access_key_id)),
+            Command::PutBucketConfig { bucket, kind, .. } => {
+                Some(keys::bucket_config(*bucket, *kind))
+            }
             Command::DeleteAccessKey { access_key_id } => Some(keys::access_key(access_key_id)),
             _ => None,
         };

@@ -135,8 +135,10 @@ async fn with_request_id_in_error(resp: Response, id: &str) -> (Response, Option
 /// The whole HTTP surface: admin API, health, metrics, and S3 for the rest.
 pub fn router(gw: Arc<Gateway>) -> Router {
     let svc = Arc::new(s3_service(&gw));
+    let cors = axum::middleware::from_fn_with_state(gw.clone(), crate::cors::layer);
     crate::admin::router(gw)
         .fallback_service(Router::new().fallback(s3_fallback).with_state(svc))
+        .layer(cors)
         .layer(axum::middleware::from_fn(request_id))
 }
 

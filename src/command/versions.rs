@@ -13,8 +13,8 @@
 use super::{Delta, Outcome, account, admit, drop_data, read};
 use crate::command::{KvRead, Txn};
 use crate::record::{
-    self, BucketId, BucketSettings, DeleteMarker, ListEntry, MetaKey, ObjectEntry, Retention,
-    Table, VersionRecord, VersionRef, Versioning, keys,
+    self, BucketId, BucketSettings, DefaultRetention, DeleteMarker, ListEntry, LockMode, MetaKey,
+    ObjectEntry, Retention, Table, VersionRecord, VersionRef, Versioning, keys,
 };
 use serde::{Deserialize, Serialize};
 
@@ -276,6 +276,9 @@ pub(super) fn put(
     extra: Delta,
 ) -> Result<Outcome, Outcome> {
     let settings = settings(txn, bucket)?;
+    if !settings.object_lock && (entry.retention.is_some() || entry.legal_hold) {
+        return Ok(Outcome::NoObjectLock);
+    }
     let current: Option<ObjectEntry> = read(txn, &keys::object(bucket, key))?;
     entry.seq = seq;
     entry.null_version = settings.versioning != Versioning::Enabled;
@@ -294,6 +297,14 @@ pub(super) fn put(
     } else {
         None
     };
+    // Overwriting removes the null version: not while it is locked.
+    if replaced
+        .as_ref()
+        .and_then(found_object)
+        .is_some_and(|e| locked(e, entry.last_modified_ms, false))
+    {
+        return Ok(Outcome::ObjectLocked);
+    }
     let (gone_objects, gone_bytes) = match &replaced {
         Some(Found::Current(e)) | Some(Found::Noncurrent(_, VersionRecord::Object(e))) => {
             (1, e.size as i64)
@@ -345,6 +356,8 @@ pub(super) struct Delete<'a> {
     pub version: Option<VersionRef>,
     /// The delete marker it makes, when it makes one.
     pub marker: DeleteMarker,
+    /// The caller may bypass GOVERNANCE retention and asked to.
+    pub bypass_governance: bool,
 }
 
 /// Delete as S3 does: a named version is removed for good (a missing one
@@ -357,10 +370,16 @@ pub(super) fn delete(txn: &mut impl Txn, d: Delete<'_>) -> Result<Outcome, Outco
         key,
         version,
         mut marker,
+        bypass_governance,
     } = d;
     let settings = settings(txn, bucket)?;
     if let Some(which) = version {
         let found = find(txn, bucket, key, Some(which))?;
+        if let Some(Found::Current(e) | Found::Noncurrent(_, VersionRecord::Object(e))) = &found
+            && locked(e, marker.last_modified_ms, bypass_governance)
+        {
+            return Ok(Outcome::ObjectLocked);
+        }
         let delete_marker = matches!(
             found,
             Some(Found::Noncurrent(_, VersionRecord::DeleteMarker(_)))
@@ -379,6 +398,16 @@ pub(super) fn delete(txn: &mut impl Txn, d: Delete<'_>) -> Result<Outcome, Outco
     }
     let current: Option<ObjectEntry> = read(txn, &keys::object(bucket, key))?;
     match settings.versioning {
+        // (Object Lock keeps versioning enabled: the two arms that remove
+        // data never meet a locked version, but say so if one would.)
+        Versioning::Unversioned | Versioning::Suspended
+            if null_of(txn, bucket, key, current.as_ref())?
+                .as_ref()
+                .and_then(found_object)
+                .is_some_and(|e| locked(e, marker.last_modified_ms, bypass_governance)) =>
+        {
+            Ok(Outcome::ObjectLocked)
+        }
         Versioning::Unversioned => {
             if let Some(c) = current {
                 remove(txn, bucket, key, &Found::Current(c))?;
@@ -434,6 +463,147 @@ pub(super) fn delete(txn: &mut impl Txn, d: Delete<'_>) -> Result<Outcome, Outco
             })
         }
     }
+}
+
+fn found_object(f: &Found) -> Option<&ObjectEntry> {
+    match f {
+        Found::Current(e) | Found::Noncurrent(_, VersionRecord::Object(e)) => Some(e),
+        Found::Noncurrent(_, VersionRecord::DeleteMarker(_)) => None,
+    }
+}
+
+/// Whether a version may not be removed at `now_ms`: under legal hold, or
+/// under retention (GOVERNANCE unless bypassed).
+pub fn locked(e: &ObjectEntry, now_ms: u64, bypass_governance: bool) -> bool {
+    if e.legal_hold {
+        return true;
+    }
+    match e.retention {
+        Some(r) if r.until_ms > now_ms => match r.mode {
+            LockMode::Compliance => true,
+            LockMode::Governance => !bypass_governance,
+        },
+        _ => false,
+    }
+}
+
+/// Change an object version where it is.
+fn rewrite(
+    txn: &mut impl Txn,
+    bucket: BucketId,
+    key: &str,
+    found: Found,
+    change: impl FnOnce(&mut ObjectEntry),
+) -> Result<(), Outcome> {
+    match found {
+        Found::Current(mut e) => {
+            change(&mut e);
+            txn.put(keys::object(bucket, key), record::encode(&e));
+        }
+        Found::Noncurrent(sort_key, VersionRecord::Object(mut e)) => {
+            change(&mut e);
+            txn.put(
+                MetaKey::new(Table::Versions, bucket.to_hex(), sort_key),
+                record::encode(&VersionRecord::Object(e)),
+            );
+        }
+        Found::Noncurrent(_, VersionRecord::DeleteMarker(_)) => return Err(Outcome::DeleteMarker),
+    }
+    Ok(())
+}
+
+/// The object version a retention or legal hold change is for.
+fn lock_target(
+    txn: &impl Txn,
+    bucket: BucketId,
+    key: &str,
+    version: Option<VersionRef>,
+) -> Result<Found, Outcome> {
+    if !settings(txn, bucket)?.object_lock {
+        return Err(Outcome::NoObjectLock);
+    }
+    match find(txn, bucket, key, version)? {
+        None if version.is_some() => Err(Outcome::NoSuchVersion),
+        None => Err(Outcome::NoSuchKey),
+        Some(Found::Noncurrent(_, VersionRecord::DeleteMarker(_))) => Err(Outcome::DeleteMarker),
+        Some(f) => Ok(f),
+    }
+}
+
+/// Set or clear a version's retention. A running COMPLIANCE retention is
+/// only ever extended (same mode, a later date); a running GOVERNANCE one
+/// is extended or made COMPLIANCE, and anything else needs the bypass.
+pub(super) fn set_retention(
+    txn: &mut impl Txn,
+    bucket: BucketId,
+    key: &str,
+    version: Option<VersionRef>,
+    retention: Option<Retention>,
+    bypass_governance: bool,
+    now_ms: u64,
+) -> Result<Outcome, Outcome> {
+    let found = lock_target(txn, bucket, key, version)?;
+    let current = found_object(&found).and_then(|e| e.retention);
+    if let Some(old) = current.filter(|r| r.until_ms > now_ms) {
+        let stronger = retention.is_some_and(|new| {
+            new.until_ms >= old.until_ms
+                && (new.mode == LockMode::Compliance || old.mode == LockMode::Governance)
+        });
+        let allowed = stronger || (old.mode == LockMode::Governance && bypass_governance);
+        if !allowed {
+            return Ok(Outcome::ObjectLocked);
+        }
+    }
+    rewrite(txn, bucket, key, found, |e| e.retention = retention)?;
+    Ok(Outcome::Ok)
+}
+
+/// Replace a version's tags; the outcome names the version.
+pub(super) fn set_tags(
+    txn: &mut impl Txn,
+    bucket: BucketId,
+    key: &str,
+    version: Option<VersionRef>,
+    tags: Vec<(String, String)>,
+) -> Result<Outcome, Outcome> {
+    let found = match find(txn, bucket, key, version)? {
+        None if version.is_some() => return Ok(Outcome::NoSuchVersion),
+        None => return Ok(Outcome::NoSuchKey),
+        Some(f) => f,
+    };
+    let version_id = found.record().version_id();
+    rewrite(txn, bucket, key, found, |e| e.tags = tags)?;
+    Ok(Outcome::Versioned { version_id })
+}
+
+/// Put a version under legal hold or release it.
+pub(super) fn set_legal_hold(
+    txn: &mut impl Txn,
+    bucket: BucketId,
+    key: &str,
+    version: Option<VersionRef>,
+    on: bool,
+) -> Result<Outcome, Outcome> {
+    let found = lock_target(txn, bucket, key, version)?;
+    rewrite(txn, bucket, key, found, |e| e.legal_hold = on)?;
+    Ok(Outcome::Ok)
+}
+
+/// Turn Object Lock on (only for a versioning-enabled bucket; never off
+/// again) with a default retention.
+pub(super) fn set_object_lock(
+    txn: &mut impl Txn,
+    bucket: BucketId,
+    default_retention: Option<DefaultRetention>,
+) -> Result<Outcome, Outcome> {
+    let mut s = settings(txn, bucket)?;
+    if !s.object_lock && s.versioning != Versioning::Enabled {
+        return Ok(Outcome::InvalidBucketState);
+    }
+    s.object_lock = true;
+    s.default_retention = default_retention;
+    txn.put(keys::bucket_settings(bucket), record::encode(&s));
+    Ok(Outcome::Ok)
 }
 
 fn account_gone(txn: &mut impl Txn, bucket: BucketId, e: &ObjectEntry) -> Result<(), Outcome> {
@@ -742,6 +912,20 @@ mod tests {
 
         /// PUT `key` with ETag `etag`; the version id reported.
         fn put(&mut self, key: &str, etag: &str) -> Option<String> {
+            match self.put_locked(key, etag, None, false) {
+                Outcome::Ok => None,
+                Outcome::Versioned { version_id } => Some(version_id),
+                other => panic!("put: {other:?}"),
+            }
+        }
+
+        fn put_locked(
+            &mut self,
+            key: &str,
+            etag: &str,
+            retention: Option<Retention>,
+            legal_hold: bool,
+        ) -> Outcome {
             let version = self.fresh();
             let entry = ObjectEntry {
                 version,
@@ -759,23 +943,46 @@ mod tests {
                 owner: "o".into(),
                 noncurrent_since_ms: None,
                 tags: vec![],
-                retention: None,
-                legal_hold: false,
+                retention,
+                legal_hold,
                 grants: vec![],
             };
-            match self.run(Command::PutObject {
+            self.run(Command::PutObject {
                 bucket: B,
                 key: key.into(),
                 entry,
                 condition: None,
-            }) {
-                Outcome::Ok => None,
-                Outcome::Versioned { version_id } => Some(version_id),
-                other => panic!("put: {other:?}"),
-            }
+            })
+        }
+
+        fn retain(
+            &mut self,
+            v: &str,
+            retention: Option<Retention>,
+            bypass: bool,
+            now: u64,
+        ) -> Outcome {
+            self.run(Command::SetRetention {
+                bucket: B,
+                key: "k".into(),
+                version: VersionRef::parse(v),
+                retention,
+                bypass_governance: bypass,
+                now_ms: now,
+            })
         }
 
         fn delete(&mut self, key: &str, version: Option<&str>) -> Outcome {
+            self.delete_at(key, version, false, self.index)
+        }
+
+        fn delete_at(
+            &mut self,
+            key: &str,
+            version: Option<&str>,
+            bypass_governance: bool,
+            now_ms: u64,
+        ) -> Outcome {
             let marker = self.fresh();
             let out = self.run(Command::DeleteObjects {
                 bucket: B,
@@ -784,8 +991,9 @@ mod tests {
                     version: version.map(|v| VersionRef::parse(v).expect("version id")),
                     if_match: None,
                     marker,
+                    bypass_governance,
                 }],
-                now_ms: self.index,
+                now_ms,
                 owner: "o".into(),
             });
             match out {
@@ -1025,6 +1233,167 @@ mod tests {
         };
         let (items, _) = list(&s.kv, B, "", Some("/"), Some(from), 10).unwrap();
         assert!(matches!(&items[0], VersionItem::Version(v) if v.key == "e"));
+    }
+
+    fn locked_bucket(default_retention: Option<DefaultRetention>) -> State {
+        let mut s = State::new();
+        let settings = BucketSettings {
+            versioning: Versioning::Enabled,
+            object_lock: true,
+            default_retention,
+        };
+        assert_eq!(
+            s.run(Command::InitBucket {
+                bucket: B,
+                settings
+            }),
+            Outcome::Ok
+        );
+        s
+    }
+
+    fn version_of(o: Outcome) -> String {
+        match o {
+            Outcome::Versioned { version_id } => version_id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn compliance_is_never_shortened_or_bypassed_before_its_date() {
+        const UNTIL: u64 = 1_000_000;
+        let mut s = locked_bucket(None);
+        let compliance = Retention {
+            mode: LockMode::Compliance,
+            until_ms: UNTIL,
+        };
+        let v = version_of(s.put_locked("k", "a", Some(compliance), false));
+        let before = UNTIL - 1;
+        for bypass in [false, true] {
+            assert_eq!(
+                s.delete_at("k", Some(&v), bypass, before),
+                Outcome::ObjectLocked
+            );
+        }
+        let shorter = Retention {
+            until_ms: UNTIL - 10,
+            ..compliance
+        };
+        let governance = Retention {
+            mode: LockMode::Governance,
+            until_ms: UNTIL + 10,
+        };
+        for (r, bypass) in [
+            (Some(shorter), true),
+            (Some(governance), true),
+            (None, true),
+            (None, false),
+        ] {
+            assert_eq!(
+                s.retain(&v, r, bypass, before),
+                Outcome::ObjectLocked,
+                "{r:?}"
+            );
+        }
+        // Versioning stays enabled; a delete marker hides, removes nothing.
+        assert_eq!(
+            s.run(Command::SetVersioning {
+                bucket: B,
+                state: Versioning::Suspended
+            }),
+            Outcome::InvalidBucketState
+        );
+        assert!(matches!(
+            s.delete_at("k", None, true, before),
+            Outcome::Removed { .. }
+        ));
+        // Extending is allowed; the version goes only after the new date.
+        let longer = Retention {
+            until_ms: UNTIL + 100,
+            ..compliance
+        };
+        assert_eq!(s.retain(&v, Some(longer), false, before), Outcome::Ok);
+        assert_eq!(
+            s.delete_at("k", Some(&v), false, UNTIL + 50),
+            Outcome::ObjectLocked
+        );
+        assert!(s.delete_at("k", Some(&v), false, UNTIL + 100).succeeded());
+        assert_eq!(s.read("k", Some(&v)), None);
+    }
+
+    #[test]
+    fn governance_yields_to_the_bypass_and_legal_holds_to_nothing() {
+        let mut s = locked_bucket(Some(DefaultRetention {
+            mode: LockMode::Governance,
+            days: Some(1),
+            years: None,
+        }));
+        // The bucket's default applies to a version that names none.
+        let v = version_of(s.put_locked("k", "a", None, false));
+        let Some(Found::Current(e)) = find(&s.kv, B, "k", VersionRef::parse(&v)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            e.retention,
+            Some(Retention {
+                mode: LockMode::Governance,
+                until_ms: e.last_modified_ms + DAY_MS
+            })
+        );
+        assert_eq!(s.delete_at("k", Some(&v), false, 10), Outcome::ObjectLocked);
+        // GOVERNANCE can become COMPLIANCE without the bypass, and is
+        // shortened only with it.
+        assert_eq!(s.retain(&v, None, false, 10), Outcome::ObjectLocked);
+        assert_eq!(s.retain(&v, None, true, 10), Outcome::Ok);
+        // A legal hold blocks every removal until it is released.
+        assert_eq!(
+            s.run(Command::SetLegalHold {
+                bucket: B,
+                key: "k".into(),
+                version: VersionRef::parse(&v),
+                on: true
+            }),
+            Outcome::Ok
+        );
+        assert_eq!(s.delete_at("k", Some(&v), true, 10), Outcome::ObjectLocked);
+        s.run(Command::SetLegalHold {
+            bucket: B,
+            key: "k".into(),
+            version: VersionRef::parse(&v),
+            on: false,
+        });
+        assert!(s.delete_at("k", Some(&v), false, 10).succeeded());
+    }
+
+    #[test]
+    fn locks_need_a_bucket_with_object_lock() {
+        let mut s = State::new();
+        let r = Some(Retention {
+            mode: LockMode::Governance,
+            until_ms: 5,
+        });
+        assert_eq!(s.put_locked("k", "a", r, false), Outcome::NoObjectLock);
+        assert_eq!(s.put_locked("k", "a", None, true), Outcome::NoObjectLock);
+        assert_eq!(s.read("k", None), None, "a refused write writes nothing");
+        // Object Lock comes on only over enabled versioning.
+        let lock = Command::SetObjectLock {
+            bucket: B,
+            default_retention: None,
+        };
+        assert_eq!(s.run(lock.clone()), Outcome::InvalidBucketState);
+        s.versioning(Versioning::Enabled);
+        assert_eq!(s.run(lock), Outcome::Ok);
+        let v = version_of(s.put_locked("k", "a", r, false));
+        assert_eq!(s.retain(&v, None, false, 1), Outcome::ObjectLocked);
+        // On a delete marker there is nothing to lock.
+        let Outcome::Removed {
+            version_id: Some(m),
+            ..
+        } = s.delete("k", None)
+        else {
+            panic!()
+        };
+        assert_eq!(s.retain(&m, r, false, 1), Outcome::DeleteMarker);
     }
 
     /// splitmix64: small, seeded, enough for choosing operations.

@@ -38,5 +38,41 @@ n="$(aws s3 ls s3://listing-2500/d2/ | wc -l)"
 aws s3 rm --recursive "s3://$B/" >/dev/null
 [ -z "$(aws s3 ls "s3://$B/" --recursive)" ] || fail "delete"
 aws s3 rb "s3://$B" >/dev/null
+
+# Versioning, tags, Object Lock, CORS.
+V=awscli-versions
+aws s3api create-bucket --bucket "$V" --object-lock-enabled-for-bucket >/dev/null
+st="$(aws s3api get-bucket-versioning --bucket "$V" --query Status --output text)"
+[ "$st" = Enabled ] || fail "versioning of an Object Lock bucket: $st"
+echo one >"$d/v1"; echo two >"$d/v2"
+v1="$(aws s3api put-object --bucket "$V" --key k --body "$d/v1" --tagging 'a=1' --query VersionId --output text)"
+v2="$(aws s3api put-object --bucket "$V" --key k --body "$d/v2" --query VersionId --output text)"
+[ "$v1" != "$v2" ] || fail "version ids"
+aws s3api get-object --bucket "$V" --key k --version-id "$v1" "$d/got-v1" >/dev/null
+[ "$(sum "$d/v1")" = "$(sum "$d/got-v1")" ] || fail "content of the first version"
+t="$(aws s3api get-object-tagging --bucket "$V" --key k --version-id "$v1" --query 'TagSet[0].Value' --output text)"
+[ "$t" = 1 ] || fail "tags of the first version: $t"
+aws s3api delete-object --bucket "$V" --key k >/dev/null
+n="$(aws s3api list-object-versions --bucket "$V" --query 'length(Versions)' --output text)"
+m="$(aws s3api list-object-versions --bucket "$V" --query 'length(DeleteMarkers)' --output text)"
+[ "$n/$m" = 2/1 ] || fail "versions/markers listed: $n/$m"
+until="$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)"
+aws s3api put-object-retention --bucket "$V" --key k --version-id "$v2" \
+    --retention "Mode=COMPLIANCE,RetainUntilDate=$until" >/dev/null
+if aws s3api delete-object --bucket "$V" --key k --version-id "$v2" --bypass-governance-retention >/dev/null 2>&1; then
+    fail "a COMPLIANCE version was deleted"
+fi
+mode="$(aws s3api get-object-retention --bucket "$V" --key k --version-id "$v2" --query Retention.Mode --output text)"
+[ "$mode" = COMPLIANCE ] || fail "retention: $mode"
+aws s3api put-bucket-cors --bucket "$V" --cors-configuration \
+    '{"CORSRules":[{"AllowedOrigins":["https://app.example"],"AllowedMethods":["GET","PUT"],"AllowedHeaders":["*"],"MaxAgeSeconds":600}]}'
+# A browser's preflight, with curl: allowed for the rule's origin only.
+pre="$(curl -s -D - -o /dev/null -X OPTIONS "$S3_ENDPOINT/$V/k" -H 'Origin: https://app.example' \
+    -H 'Access-Control-Request-Method: PUT' -H 'Access-Control-Request-Headers: content-type')"
+grep -qi '^access-control-allow-origin: https://app.example' <<<"$pre" || fail "preflight: $pre"
+grep -qi '^access-control-max-age: 600' <<<"$pre" || fail "preflight max age: $pre"
+code="$(curl -s -o /dev/null -w '%{http_code}' -X OPTIONS "$S3_ENDPOINT/$V/k" -H 'Origin: https://evil.example' \
+    -H 'Access-Control-Request-Method: PUT')"
+[ "$code" = 403 ] || fail "preflight from another origin: $code"
 rm -rf "$d"
 echo "awscli: all checks passed"

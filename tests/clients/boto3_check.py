@@ -118,4 +118,37 @@ check(len(d3) == 480, f"v1 listing under a prefix: {len(d3)}")
 s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": f"sizes/{s}"} for s in [0, 1]]})
 left = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="sizes/").get("Contents", [])]
 check("sizes/0" not in left and "sizes/1" not in left, "batch delete")
+# Versioning, paged with the paginator, and tags.
+VB = "boto3-versions"
+s3.create_bucket(Bucket=VB)
+s3.put_bucket_versioning(Bucket=VB, VersioningConfiguration={"Status": "Enabled"})
+check(s3.get_bucket_versioning(Bucket=VB).get("Status") == "Enabled", "versioning enabled")
+made = {}
+for i in range(30):
+    key = f"k{i % 7}"
+    body = f"{key} version {i}".encode()
+    vid = s3.put_object(Bucket=VB, Key=key, Body=body, Tagging=f"round={i}")["VersionId"]
+    made[vid] = (key, body)
+markers = set()
+for k in ("k0", "k3"):
+    markers.add(s3.delete_object(Bucket=VB, Key=k)["VersionId"])
+listed, listed_markers = [], []
+for page in s3.get_paginator("list_object_versions").paginate(Bucket=VB, PaginationConfig={"PageSize": 4}):
+    listed += [(v["Key"], v["VersionId"], v["IsLatest"]) for v in page.get("Versions", [])]
+    listed_markers += [m["VersionId"] for m in page.get("DeleteMarkers", [])]
+check({v for _, v, _ in listed} == set(made), f"every version listed: {len(listed)} of {len(made)}")
+check(set(listed_markers) == markers, "every delete marker listed")
+check([k for k, _, _ in listed] == sorted(k for k, _, _ in listed), "versions in key order")
+for vid, (key, body) in made.items():
+    got = s3.get_object(Bucket=VB, Key=key, VersionId=vid)
+    check(got["Body"].read() == body and got["VersionId"] == vid, f"version {vid} of {key}")
+latest = {k for k, _, latest in listed if latest}
+check(latest == {f"k{i}" for i in range(7)} - {"k0", "k3"}, f"latest versions: {latest}")
+try:
+    s3.get_object(Bucket=VB, Key="k0")
+    check(False, "a key behind a delete marker was read")
+except s3.exceptions.ClientError as e:
+    check(e.response["Error"]["Code"] == "NoSuchKey", f"behind a marker: {e}")
+tags = s3.get_object_tagging(Bucket=VB, Key="k1")["TagSet"]
+check(tags == [{"Key": "round", "Value": "29"}], f"tags of the latest k1: {tags}")
 print("boto3: all checks passed")

@@ -46,7 +46,16 @@ pub(super) async fn list(
 
 /// Create a bucket owned by `owner` (shared with the admin API): one
 /// system-group command, so of two creators of one name exactly one wins.
-pub(crate) async fn create_owned(gw: &Gateway, name: &str, owner: &str) -> S3Result<()> {
+///
+/// With `object_lock`, the bucket's settings (versioning enabled, Object
+/// Lock on) are written to its data group first, so that no write can
+/// reach the bucket before them.
+pub(crate) async fn create_owned(
+    gw: &Gateway,
+    name: &str,
+    owner: &str,
+    object_lock: bool,
+) -> S3Result<()> {
     let record = BucketRecord {
         id: BucketId(cairn_node::random::random()),
         name: name.to_owned(),
@@ -54,6 +63,21 @@ pub(crate) async fn create_owned(gw: &Gateway, name: &str, owner: &str) -> S3Res
         created_ms: now_ms(),
         allowed_keys: Vec::new(),
     };
+    if object_lock {
+        let settings = BucketSettings {
+            versioning: Versioning::Enabled,
+            object_lock: true,
+            default_retention: None,
+        };
+        outcome(
+            gw.meta
+                .data(Command::InitBucket {
+                    bucket: record.id,
+                    settings,
+                })
+                .await?,
+        )?;
+    }
     outcome(gw.meta.system(Command::CreateBucket { record }).await?)
 }
 
@@ -75,7 +99,8 @@ pub(super) async fn create(
             "The specified location-constraint is not valid"
         ));
     }
-    create_owned(gw, &req.input.bucket, &who).await?;
+    let lock = req.input.object_lock_enabled_for_bucket == Some(true);
+    create_owned(gw, &req.input.bucket, &who, lock).await?;
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{}", req.input.bucket)),
     }))

@@ -119,6 +119,11 @@ pub(super) async fn create(
         (None, Some(_)) => Some(ChecksumKind::Composite),
         (None, None) => None,
     };
+    let (retention, legal_hold) = super::lock::requested(
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
     let std = standard_headers(
         input.content_type.map(|c| c.to_string()),
         input.cache_control,
@@ -139,9 +144,9 @@ pub(super) async fn create(
         user_metadata: std.user_metadata,
         checksum_algorithm: algorithm.map(|a| a.name().to_owned()),
         checksum_kind: kind,
-        tags: Vec::new(),
-        retention: None,
-        legal_hold: false,
+        tags: super::tagging::from_header(input.tagging.as_deref())?,
+        retention,
+        legal_hold,
         grants: Vec::new(),
     };
     outcome(

@@ -257,6 +257,7 @@ pub(super) async fn put(
     let who = caller(&req)?;
     let request = checksum_request(&req.headers)?;
     let trailers = req.trailing_headers.clone();
+    let integrity = super::lock::require_integrity(&req.headers);
     let input = req.input;
     let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     if input
@@ -278,6 +279,15 @@ pub(super) async fn put(
         input.expires.as_ref(),
         input.metadata,
     )?;
+    let (retention, legal_hold) = super::lock::requested(
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
+    if retention.is_some() || input.object_lock_legal_hold_status.is_some() {
+        integrity?;
+    }
+    let tags = super::tagging::from_header(input.tagging.as_deref())?;
     let version = VersionId(cairn_node::random::random());
     let referrer = Referrer::Object {
         bucket: bucket.id,
@@ -315,9 +325,9 @@ pub(super) async fn put(
         null_version: false,
         owner: who.clone(),
         noncurrent_since_ms: None,
-        tags: Vec::new(),
-        retention: None,
-        legal_hold: false,
+        tags,
+        retention,
+        legal_hold,
         grants: Vec::new(),
     };
     // The object becomes visible here, if the condition still holds now.
@@ -423,8 +433,12 @@ macro_rules! object_output {
     ($ty:ident, $rec:expr, $f:expr, { $($field:ident : $value:expr),* $(,)? }) => {{
         let rec: &ObjectEntry = $rec;
         let f: ChecksumFields = $f;
+        let lock = super::lock::fields(rec);
         $ty {
             $($field: $value,)*
+            object_lock_mode: lock.mode,
+            object_lock_retain_until_date: lock.until,
+            object_lock_legal_hold_status: lock.legal_hold,
             accept_ranges: Some("bytes".into()),
             content_type: rec.content_type.clone().and_then(|c| c.parse().ok()),
             cache_control: header(rec, "cache-control"),
@@ -519,6 +533,7 @@ pub(super) async fn get(
         content_range: content_range,
         parts_count: parts_count,
         version_id: read_version_id(&rec, asked),
+        tag_count: super::tagging::count(&rec),
     });
     let status = partial.then_some(http::StatusCode::PARTIAL_CONTENT);
     Ok(match status {
@@ -602,6 +617,8 @@ pub(super) async fn delete(
         Some(ETagCondition::ETag(e)) => Some(e.value().to_owned()),
     };
     let version = version_ref(input.version_id.as_deref())?;
+    let bypass_governance =
+        super::lock::bypass(gw, &who, &bucket, input.bypass_governance_retention);
     // Deleting a missing key succeeds, as in S3, and leaves nothing behind.
     let o = gw
         .meta
@@ -612,6 +629,7 @@ pub(super) async fn delete(
                 version,
                 if_match,
                 marker: VersionId(cairn_node::random::random()),
+                bypass_governance,
             }],
             now_ms: now_ms(),
             owner: who,
@@ -654,6 +672,8 @@ pub(super) async fn delete_many(
         ));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
+    let bypass_governance =
+        super::lock::bypass(gw, &who, &bucket, input.bypass_governance_retention);
     // A malformed version id fails its key alone, as in S3.
     let versions: Vec<S3Result<Option<VersionRef>>> = objects
         .iter()
@@ -668,6 +688,7 @@ pub(super) async fn delete_many(
                 version: *v.as_ref().ok()?,
                 if_match: o.e_tag.as_ref().map(|e| e.value().to_owned()),
                 marker: VersionId(cairn_node::random::random()),
+                bypass_governance,
             })
         })
         .collect::<Vec<_>>();
@@ -881,11 +902,23 @@ pub(super) async fn copy(
     let mut rec = src.clone();
     rec.version = VersionId(cairn_node::random::random());
     rec.owner = who.clone();
-    // Object Lock settings and ACLs are not copied (S3 applies the
-    // destination's defaults); tags are.
-    rec.retention = None;
-    rec.legal_hold = false;
+    // Object Lock settings and ACLs are not copied (the copy gets what
+    // the request asks, or the destination's defaults); tags are.
+    (rec.retention, rec.legal_hold) = super::lock::requested(
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
     rec.grants = Vec::new();
+    match input.tagging_directive.as_ref().map(|d| d.as_str()) {
+        None | Some(TaggingDirective::COPY) => {}
+        Some(TaggingDirective::REPLACE) => {
+            rec.tags = super::tagging::from_header(input.tagging.as_deref())?;
+        }
+        Some(_) => {
+            return Err(s3_error!(InvalidArgument, "Unknown tagging directive."));
+        }
+    }
     let referrer = Referrer::Object {
         bucket: bucket.id,
         key: input.key.clone(),

@@ -683,10 +683,11 @@ impl Tables {
     }
 
     /// Propose a command to a group this node leads.
-    pub async fn command(&self, group: GroupId, request: Request) -> CommandReply {
+    pub async fn command(&self, group: GroupId, mut request: Request) -> CommandReply {
         if let Err(r) = self.check_group(group, &request.command) {
             return CommandReply::Refused(r);
         }
+        request.command.clamp_clock(cairn::clock::now_ms());
         let Some(g) = self.group(group) else {
             return CommandReply::Refused(refused_unavailable(format!(
                 "this node does not host {group}"
