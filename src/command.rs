@@ -17,14 +17,17 @@ use crate::id::ChunkId;
 use crate::layout::Layout;
 use crate::record::{
     self, AccessKeyRecord, BucketId, BucketRecord, BucketSettings, BucketStats, ChunkState,
-    ConfigKind, DefaultRetention, DeleteMarker, DropRecord, GroupStats, IntentRecord, MetaKey,
-    ObjectData, ObjectEntry, PartRecord, RefRecord, Referrer, RequestId, Retention, SegmentChunks,
-    Table, UploadRecord, VersionId, VersionRef, Versioning, keys,
+    ConfigKind, DefaultRetention, DeleteMarker, DropRecord, GroupStats, IntentRecord,
+    LifecycleConfig, MetaKey, ObjectData, ObjectEntry, PartRecord, RefRecord, Referrer, RequestId,
+    Retention, SegmentChunks, Table, UploadRecord, VersionId, VersionRef, Versioning, keys,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod lifecycle;
 pub mod versions;
+
+pub use lifecycle::LifecycleCursor;
 
 /// Requests remembered for answering retries: a retry arriving within
 /// this many log entries of the first attempt gets the first outcome.
@@ -231,6 +234,30 @@ pub enum Command {
         /// Enabled or Suspended.
         state: Versioning,
     },
+    /// Data group: set (or remove, with `None`) a bucket's lifecycle
+    /// configuration.
+    SetLifecycle {
+        /// Bucket.
+        bucket: BucketId,
+        /// The configuration (at most [`lifecycle::MAX_RULES`] rules).
+        config: Option<LifecycleConfig>,
+    },
+    /// Data group: one step of a lifecycle pass over a bucket: from
+    /// `from`, read at most [`lifecycle::STEP_READS`] records and apply
+    /// the rules that are due (see `docs/design/lifecycle.md`).
+    Lifecycle {
+        /// Bucket.
+        bucket: BucketId,
+        /// Where this step starts.
+        from: LifecycleCursor,
+        /// The worker's clock (bounded by the leader's).
+        now_ms: u64,
+        /// The length of a day, in ms (a shorter one only in tests).
+        day_ms: u64,
+        /// Ids for the delete markers the step may make; it makes at most
+        /// this many (at most [`lifecycle::STEP_ACTIONS`]).
+        markers: Vec<VersionId>,
+    },
     /// Data group: start a multipart upload.
     CreateUpload {
         /// Bucket.
@@ -399,7 +426,9 @@ impl Command {
     /// gateway's clock and the leader's both run ahead.
     pub fn clamp_clock(&mut self, node_now_ms: u64) {
         match self {
-            Self::DeleteObjects { now_ms, .. } | Self::SetRetention { now_ms, .. } => {
+            Self::DeleteObjects { now_ms, .. }
+            | Self::SetRetention { now_ms, .. }
+            | Self::Lifecycle { now_ms, .. } => {
                 *now_ms = (*now_ms).min(node_now_ms);
             }
             _ => {}
@@ -412,6 +441,8 @@ impl Command {
             Self::PutObject { bucket, .. }
             | Self::DeleteObjects { bucket, .. }
             | Self::SetVersioning { bucket, .. }
+            | Self::SetLifecycle { bucket, .. }
+            | Self::Lifecycle { bucket, .. }
             | Self::InitBucket { bucket, .. }
             | Self::SetObjectLock { bucket, .. }
             | Self::SetRetention { bucket, .. }
@@ -481,6 +512,14 @@ pub enum Outcome {
     DeleteMarker,
     /// Per deletion of a batch, in order.
     Deleted(Vec<Outcome>),
+    /// What a [`Command::Lifecycle`] step did.
+    Lifecycle {
+        /// Where the next step starts (`None`: the pass is over).
+        next: Option<LifecycleCursor>,
+        /// Versions expired, delete markers made or removed, uploads
+        /// aborted.
+        actions: u32,
+    },
     /// A condition did not hold (412).
     PreconditionFailed,
     /// `If-Match` on a key with no object (404).
@@ -533,7 +572,11 @@ impl Outcome {
     pub fn succeeded(&self) -> bool {
         matches!(
             self,
-            Self::Ok | Self::Versioned { .. } | Self::Removed { .. } | Self::Deleted(_)
+            Self::Ok
+                | Self::Versioned { .. }
+                | Self::Removed { .. }
+                | Self::Deleted(_)
+                | Self::Lifecycle { .. }
         )
     }
 }
@@ -713,6 +756,41 @@ fn read<T: serde::de::DeserializeOwned>(
 
 /// Where the `i`th version made by the entry at log index `index` stands
 /// among its key's versions: later entries' versions stand later.
+/// Abort an upload: its parts go, their chunks are dropped.
+fn abort_upload(
+    txn: &mut impl Txn,
+    bucket: BucketId,
+    key: &str,
+    upload_id: &str,
+) -> Result<Outcome, Outcome> {
+    let ukey = keys::upload(bucket, key, upload_id);
+    if txn.get(&ukey).is_none() {
+        return Ok(Outcome::NoSuchUpload);
+    }
+    let mut part_bytes = 0u64;
+    for (sort_key, value) in all_parts(txn, bucket, upload_id) {
+        let part: PartRecord = decode_value(Table::Parts, &value)?;
+        part_bytes += part.size;
+        drop_refs(
+            txn,
+            part.version,
+            part.chunks.iter().map(|c| c.id).collect(),
+        );
+        txn.delete(MetaKey::new(Table::Parts, bucket.to_hex(), sort_key));
+    }
+    account(
+        txn,
+        bucket,
+        Delta {
+            uploads: -1,
+            upload_bytes: -(part_bytes as i64),
+            ..Delta::default()
+        },
+    )?;
+    txn.delete(ukey);
+    Ok(Outcome::Ok)
+}
+
 fn sequence(index: u64, i: usize) -> u64 {
     (index << 10) | i as u64
 }
@@ -898,6 +976,42 @@ pub fn apply(txn: &mut impl Txn, index: u64, command: &Command) -> Outcome {
                 unsealed(txn, *bucket)?;
                 versions::set_versioning(txn, *bucket, *state)
             }
+            Command::SetLifecycle { bucket, config } => {
+                unsealed(txn, *bucket)?;
+                match config {
+                    Some(c) if c.rules.len() > lifecycle::MAX_RULES => {
+                        Ok(Outcome::Invalid("too many lifecycle rules".into()))
+                    }
+                    Some(c) => {
+                        txn.put(keys::lifecycle(*bucket), record::encode(c));
+                        Ok(Outcome::Ok)
+                    }
+                    None => {
+                        txn.delete(keys::lifecycle(*bucket));
+                        Ok(Outcome::Ok)
+                    }
+                }
+            }
+            Command::Lifecycle {
+                bucket,
+                from,
+                now_ms,
+                day_ms,
+                markers,
+            } => {
+                unsealed(txn, *bucket)?;
+                lifecycle::step(
+                    txn,
+                    index,
+                    lifecycle::Step {
+                        bucket: *bucket,
+                        from: from.clone(),
+                        now_ms: *now_ms,
+                        day_ms: *day_ms,
+                        markers,
+                    },
+                )
+            }
             Command::InitBucket { bucket, settings } => {
                 unsealed(txn, *bucket)?;
                 let skey = keys::bucket_settings(*bucket);
@@ -1073,34 +1187,7 @@ pub fn apply(txn: &mut impl Txn, index: u64, command: &Command) -> Outcome {
                 bucket,
                 key,
                 upload_id,
-            } => {
-                let ukey = keys::upload(*bucket, key, upload_id);
-                if txn.get(&ukey).is_none() {
-                    return Ok(Outcome::NoSuchUpload);
-                }
-                let mut part_bytes = 0u64;
-                for (sort_key, value) in all_parts(txn, *bucket, upload_id) {
-                    let part: PartRecord = decode_value(Table::Parts, &value)?;
-                    part_bytes += part.size;
-                    drop_refs(
-                        txn,
-                        part.version,
-                        part.chunks.iter().map(|c| c.id).collect(),
-                    );
-                    txn.delete(MetaKey::new(Table::Parts, bucket.to_hex(), sort_key));
-                }
-                account(
-                    txn,
-                    *bucket,
-                    Delta {
-                        uploads: -1,
-                        upload_bytes: -(part_bytes as i64),
-                        ..Delta::default()
-                    },
-                )?;
-                txn.delete(ukey);
-                Ok(Outcome::Ok)
-            }
+            } => abort_upload(txn, *bucket, key, upload_id),
             Command::SealBucket { bucket } => {
                 let pk = bucket.to_hex();
                 let busy = !txn.scan(Table::Objects, &pk, "", None, 1).is_empty()
@@ -1116,6 +1203,7 @@ pub fn apply(txn: &mut impl Txn, index: u64, command: &Command) -> Outcome {
                 }
                 txn.delete(keys::bucket_stats(*bucket));
                 txn.delete(keys::bucket_settings(*bucket));
+                txn.delete(keys::lifecycle(*bucket));
                 txn.put(keys::sealed(*bucket), Vec::new());
                 Ok(Outcome::Ok)
             }

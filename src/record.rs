@@ -137,6 +137,11 @@ pub enum Table {
     /// A bucket's settings that its writes obey: versioning, Object Lock
     /// (partition key = bucket id, sort key "") -> [`BucketSettings`].
     BucketSettings = 26,
+    /// Lifecycle configurations of the group's buckets (partition key "",
+    /// sort key = bucket id), in the bucket's data group so its rules and
+    /// its worker's actions are ordered with its writes ->
+    /// [`LifecycleConfig`].
+    Lifecycles = 27,
 }
 
 impl Table {
@@ -164,6 +169,7 @@ impl Table {
             24 => Self::VersionIds,
             25 => Self::NullVersions,
             26 => Self::BucketSettings,
+            27 => Self::Lifecycles,
             _ => return None,
         })
     }
@@ -189,6 +195,7 @@ impl Table {
             Self::Versions => "object version",
             Self::VersionIds | Self::NullVersions => "version index",
             Self::BucketSettings => "bucket settings",
+            Self::Lifecycles => "lifecycle configuration",
         }
     }
 }
@@ -664,6 +671,82 @@ pub struct CorsRule {
     pub max_age_s: Option<i32>,
 }
 
+/// A bucket's lifecycle configuration, as `PutBucketLifecycleConfiguration`
+/// gave it (validated by the gateway).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleConfig {
+    /// The bucket owner (the owner of the delete markers expiration makes).
+    pub owner: String,
+    /// Its rules, in the order given.
+    pub rules: Vec<LifecycleRule>,
+}
+
+/// One lifecycle rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRule {
+    /// Its id (unique in the configuration).
+    pub id: String,
+    /// `Enabled` (otherwise `Disabled`: kept, not applied).
+    pub enabled: bool,
+    /// Which versions it applies to.
+    pub filter: LifecycleFilter,
+    /// Expiration of current versions (`Days` or `Date`) or of expired
+    /// object delete markers.
+    pub expiration: Option<LifecycleExpiration>,
+    /// `NoncurrentVersionExpiration`.
+    pub noncurrent: Option<NoncurrentExpiration>,
+    /// `AbortIncompleteMultipartUpload`: days after initiation.
+    pub abort_upload_days: Option<u32>,
+}
+
+/// How a rule's filter was written, so it reads back as it was put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FilterForm {
+    /// No filter at all.
+    None,
+    /// The rule's own (deprecated) `Prefix`.
+    Legacy,
+    /// A `Filter` with at most one condition.
+    Single,
+    /// A `Filter` with an `And`.
+    And,
+}
+
+/// A rule's filter: every condition given must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleFilter {
+    /// How it was written.
+    pub form: FilterForm,
+    /// Keys starting with this.
+    pub prefix: String,
+    /// Versions carrying every one of these tags.
+    pub tags: Vec<(String, String)>,
+    /// Versions larger than this many bytes.
+    pub size_greater_than: Option<u64>,
+    /// Versions smaller than this many bytes.
+    pub size_less_than: Option<u64>,
+}
+
+/// A rule's `Expiration`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleExpiration {
+    /// Current versions this many days after their creation.
+    pub days: Option<u32>,
+    /// Current versions from this date (midnight UTC, ms since the epoch).
+    pub date_ms: Option<u64>,
+    /// Delete markers that are a key's only version.
+    pub expired_object_delete_marker: Option<bool>,
+}
+
+/// A rule's `NoncurrentVersionExpiration`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoncurrentExpiration {
+    /// Noncurrent versions this many days after they became noncurrent.
+    pub days: u32,
+    /// But keep this many newer noncurrent versions of each key.
+    pub newer_versions: Option<u32>,
+}
+
 /// A bucket's versioning state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Versioning {
@@ -1099,6 +1182,11 @@ pub mod keys {
     /// A bucket's settings.
     pub fn bucket_settings(bucket: BucketId) -> MetaKey {
         MetaKey::new(Table::BucketSettings, bucket.to_hex(), "")
+    }
+
+    /// A bucket's lifecycle configuration (in its data group).
+    pub fn lifecycle(bucket: BucketId) -> MetaKey {
+        MetaKey::new(Table::Lifecycles, "", bucket.to_hex())
     }
 }
 

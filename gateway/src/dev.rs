@@ -95,6 +95,13 @@ pub async fn run(
                     cairn_node::config::DEFAULT_GC_GRACE,
                     std::time::Duration::from_secs,
                 ),
+            // Test-only, as the node's `--lifecycle-day-secs`.
+            lifecycle_day: std::env::var("CAIRN_LIFECYCLE_DAY_SECS")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .map_or(cairn_node::config::DEFAULT_LIFECYCLE_DAY, |s| {
+                    std::time::Duration::from_secs(s.max(1))
+                }),
         };
         let node = Node::open(&config, metrics.clone())
             .await

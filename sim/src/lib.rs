@@ -166,6 +166,7 @@ fn node_config(dir: &std::path::Path) -> NodeConfig {
         read_barrier: cairn_node::table::ReadBarrier::Lease,
         down_out_after: DOWN_OUT_AFTER,
         gc_grace: GC_GRACE,
+        lifecycle_day: cairn_node::config::DEFAULT_LIFECYCLE_DAY,
     }
 }
 

@@ -867,22 +867,22 @@ fn entry_of(key: String, r: &VersionRecord, is_latest: bool) -> VersionEntry {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::command::{Command, Deletion, MemoryKv, Request};
     use crate::record::{BucketStats, ObjectData, RequestId, VersionId};
     use std::collections::BTreeMap;
 
-    const B: BucketId = BucketId([7; 16]);
+    pub(crate) const B: BucketId = BucketId([7; 16]);
 
-    struct State {
-        kv: MemoryKv,
-        index: u64,
+    pub(crate) struct State {
+        pub(crate) kv: MemoryKv,
+        pub(crate) index: u64,
         next_version: u64,
     }
 
     impl State {
-        fn new() -> Self {
+        pub(crate) fn new() -> Self {
             Self {
                 kv: MemoryKv::default(),
                 index: 0,
@@ -890,7 +890,7 @@ mod tests {
             }
         }
 
-        fn run(&mut self, command: Command) -> Outcome {
+        pub(crate) fn run(&mut self, command: Command) -> Outcome {
             self.index += 1;
             let mut id = [0u8; 16];
             id[..8].copy_from_slice(&self.index.to_le_bytes());
@@ -903,7 +903,7 @@ mod tests {
             )
         }
 
-        fn fresh(&mut self) -> VersionId {
+        pub(crate) fn fresh(&mut self) -> VersionId {
             self.next_version += 1;
             let mut v = [0u8; 16];
             v[8..].copy_from_slice(&self.next_version.to_be_bytes());
@@ -911,7 +911,7 @@ mod tests {
         }
 
         /// PUT `key` with ETag `etag`; the version id reported.
-        fn put(&mut self, key: &str, etag: &str) -> Option<String> {
+        pub(crate) fn put(&mut self, key: &str, etag: &str) -> Option<String> {
             match self.put_locked(key, etag, None, false) {
                 Outcome::Ok => None,
                 Outcome::Versioned { version_id } => Some(version_id),
@@ -919,7 +919,7 @@ mod tests {
             }
         }
 
-        fn put_locked(
+        pub(crate) fn put_locked(
             &mut self,
             key: &str,
             etag: &str,
@@ -955,7 +955,7 @@ mod tests {
             })
         }
 
-        fn retain(
+        pub(crate) fn retain(
             &mut self,
             v: &str,
             retention: Option<Retention>,
@@ -972,11 +972,11 @@ mod tests {
             })
         }
 
-        fn delete(&mut self, key: &str, version: Option<&str>) -> Outcome {
+        pub(crate) fn delete(&mut self, key: &str, version: Option<&str>) -> Outcome {
             self.delete_at(key, version, false, self.index)
         }
 
-        fn delete_at(
+        pub(crate) fn delete_at(
             &mut self,
             key: &str,
             version: Option<&str>,
@@ -1002,7 +1002,7 @@ mod tests {
             }
         }
 
-        fn versioning(&mut self, state: Versioning) {
+        pub(crate) fn versioning(&mut self, state: Versioning) {
             assert_eq!(
                 self.run(Command::SetVersioning { bucket: B, state }),
                 Outcome::Ok
@@ -1011,7 +1011,11 @@ mod tests {
 
         /// Every version as (key, version id, latest, ETag or "marker"),
         /// read in pages of `page`.
-        fn listing(&self, prefix: &str, page: usize) -> Vec<(String, String, bool, String)> {
+        pub(crate) fn listing(
+            &self,
+            prefix: &str,
+            page: usize,
+        ) -> Vec<(String, String, bool, String)> {
             let mut out = Vec::new();
             let mut from = None;
             loop {
@@ -1038,7 +1042,7 @@ mod tests {
             }
         }
 
-        fn read(&self, key: &str, version: Option<&str>) -> Option<String> {
+        pub(crate) fn read(&self, key: &str, version: Option<&str>) -> Option<String> {
             let which = version.map(|v| VersionRef::parse(v).unwrap());
             match lookup(&self.kv, B, key, which).unwrap()? {
                 (VersionRecord::Object(e), _) => Some(e.etag),
@@ -1046,7 +1050,7 @@ mod tests {
             }
         }
 
-        fn stats(&self) -> BucketStats {
+        pub(crate) fn stats(&self) -> BucketStats {
             self.kv
                 .get(&keys::bucket_stats(B))
                 .map(|b| record::decode("stats", &b).unwrap())
@@ -1235,7 +1239,7 @@ mod tests {
         assert!(matches!(&items[0], VersionItem::Version(v) if v.key == "e"));
     }
 
-    fn locked_bucket(default_retention: Option<DefaultRetention>) -> State {
+    pub(crate) fn locked_bucket(default_retention: Option<DefaultRetention>) -> State {
         let mut s = State::new();
         let settings = BucketSettings {
             versioning: Versioning::Enabled,

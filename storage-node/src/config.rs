@@ -27,6 +27,11 @@ pub struct NodeConfig {
     /// How long a chunk stays after its last reference went (and how old an
     /// unreferenced shard must be) before the collector deletes it.
     pub gc_grace: std::time::Duration,
+    /// How long a lifecycle "day" lasts: a real day ([`DEFAULT_LIFECYCLE_DAY`])
+    /// but in tests, which shorten it to see rules act (as Ceph's
+    /// `rgw_lc_debug_interval`). Test-only: rules then expire objects after
+    /// seconds.
+    pub lifecycle_day: std::time::Duration,
 }
 
 /// Default of [`NodeConfig::down_out_after`]: 600 s, as Ceph's
@@ -40,6 +45,9 @@ pub const DEFAULT_DOWN_OUT_AFTER: std::time::Duration = std::time::Duration::fro
 /// safety of a chunk a live object uses does not rest on it (see
 /// `docs/design/gc.md`).
 pub const DEFAULT_GC_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Default of [`NodeConfig::lifecycle_day`]: a day.
+pub const DEFAULT_LIFECYCLE_DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 impl NodeConfig {
     /// Check the configuration once, at start.

@@ -21,6 +21,7 @@ pub mod disk;
 pub mod error;
 pub mod files;
 pub mod gc;
+pub mod lifecycle;
 pub mod liveness;
 pub mod logging;
 pub mod net;

@@ -33,6 +33,11 @@ struct Args {
     /// garbage collector deletes it (default 3600).
     #[arg(long, env = "CAIRN_GC_GRACE", default_value_t = 3600)]
     gc_grace: u64,
+    /// TEST ONLY: seconds a lifecycle "day" lasts (default 86400), so
+    /// lifecycle rules can be seen acting; never set it on a cluster that
+    /// holds data you keep.
+    #[arg(long, env = "CAIRN_LIFECYCLE_DAY_SECS", default_value_t = 86_400)]
+    lifecycle_day_secs: u64,
     /// RPC addresses of nodes of the cluster to join (comma-separated):
     /// until the layout includes it, this node makes itself known to them,
     /// so `cairn layout show` lists it for `layout assign`.
@@ -77,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         read_barrier: args.read_barrier.into(),
         down_out_after: std::time::Duration::from_secs(args.down_out_after),
         gc_grace: std::time::Duration::from_secs(args.gc_grace),
+        lifecycle_day: std::time::Duration::from_secs(args.lifecycle_day_secs.max(1)),
     };
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()

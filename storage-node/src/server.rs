@@ -75,6 +75,8 @@ pub struct Node {
     pub scrub: Arc<crate::scrub::Scrub>,
     /// The garbage collector.
     pub gc: Arc<crate::gc::Gc>,
+    /// The lifecycle worker.
+    pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
     data_dir: std::path::PathBuf,
     /// How long a node must be down before it is marked out.
     pub down_out_after: std::time::Duration,
@@ -145,6 +147,12 @@ impl Node {
             config.gc_grace,
         );
         gc.spawn();
+        let lifecycle = crate::lifecycle::Lifecycle::new(
+            Arc::downgrade(&tables),
+            NodeClient::on(&config.cluster_secret, &network),
+            config.lifecycle_day,
+        );
+        lifecycle.spawn();
         let node = Arc::new(Self {
             id,
             db,
@@ -159,6 +167,7 @@ impl Node {
             repair,
             scrub,
             gc,
+            lifecycle,
             data_dir: config.data_dir.clone(),
             down_out_after: config.down_out_after,
         });

@@ -74,5 +74,20 @@ grep -qi '^access-control-max-age: 600' <<<"$pre" || fail "preflight max age: $p
 code="$(curl -s -o /dev/null -w '%{http_code}' -X OPTIONS "$S3_ENDPOINT/$V/k" -H 'Origin: https://evil.example' \
     -H 'Access-Control-Request-Method: PUT')"
 [ "$code" = 403 ] || fail "preflight from another origin: $code"
+# Lifecycle: a configuration read back, a refused one changing nothing.
+aws s3api put-bucket-lifecycle-configuration --bucket "$V" --lifecycle-configuration \
+    '{"Rules":[{"ID":"old","Status":"Enabled","Filter":{"Prefix":"logs/"},"Expiration":{"Days":30},"NoncurrentVersionExpiration":{"NoncurrentDays":7},"AbortIncompleteMultipartUpload":{"DaysAfterInitiation":2}}]}'
+days="$(aws s3api get-bucket-lifecycle-configuration --bucket "$V" --query 'Rules[0].Expiration.Days' --output text)"
+[ "$days" = 30 ] || fail "lifecycle read back: $days"
+if aws s3api put-bucket-lifecycle-configuration --bucket "$V" --lifecycle-configuration \
+    '{"Rules":[{"ID":"bad","Status":"Enabled","Filter":{"Prefix":""},"Expiration":{"Days":0}}]}' >/dev/null 2>&1; then
+    fail "a lifecycle rule with 0 days was accepted"
+fi
+days="$(aws s3api get-bucket-lifecycle-configuration --bucket "$V" --query 'Rules[0].Expiration.Days' --output text)"
+[ "$days" = 30 ] || fail "lifecycle after a refused change: $days"
+aws s3api delete-bucket-lifecycle --bucket "$V"
+if aws s3api get-bucket-lifecycle-configuration --bucket "$V" >/dev/null 2>&1; then
+    fail "lifecycle after delete"
+fi
 rm -rf "$d"
 echo "awscli: all checks passed"

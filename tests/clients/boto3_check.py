@@ -151,4 +151,15 @@ except s3.exceptions.ClientError as e:
     check(e.response["Error"]["Code"] == "NoSuchKey", f"behind a marker: {e}")
 tags = s3.get_object_tagging(Bucket=VB, Key="k1")["TagSet"]
 check(tags == [{"Key": "round", "Value": "29"}], f"tags of the latest k1: {tags}")
+# Lifecycle configuration, with a tag filter, read back as it was put.
+rules = [{
+    "ID": "tmp",
+    "Status": "Enabled",
+    "Filter": {"And": {"Prefix": "tmp/", "Tags": [{"Key": "kind", "Value": "scratch"}]}},
+    "Expiration": {"Days": 1},
+    "NoncurrentVersionExpiration": {"NoncurrentDays": 1, "NewerNoncurrentVersions": 2},
+}]
+s3.put_bucket_lifecycle_configuration(Bucket=VB, LifecycleConfiguration={"Rules": rules})
+got = s3.get_bucket_lifecycle_configuration(Bucket=VB)["Rules"]
+check(got == rules, f"lifecycle read back: {got}")
 print("boto3: all checks passed")

@@ -2,6 +2,7 @@
 //! requests, verifies signatures and writes XML; these modules decide.
 
 pub(crate) mod bucket;
+mod lifecycle;
 mod list;
 mod lock;
 mod multipart;
@@ -53,7 +54,11 @@ pub(crate) fn now_ms() -> u64 {
 /// error of the failure otherwise (nothing was changed then).
 pub(crate) fn outcome(o: Outcome) -> S3Result<()> {
     Err(match o {
-        Outcome::Ok | Outcome::Versioned { .. } | Outcome::Removed { .. } | Outcome::Deleted(_) => {
+        Outcome::Ok
+        | Outcome::Versioned { .. }
+        | Outcome::Removed { .. }
+        | Outcome::Deleted(_)
+        | Outcome::Lifecycle { .. } => {
             return Ok(());
         }
         Outcome::ObjectLocked => s3_error!(
@@ -257,6 +262,24 @@ impl S3 for CairnS3 {
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         tagging::delete_object(&self.gw, req).await
+    }
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        lifecycle::put(&self.gw, req).await
+    }
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        lifecycle::get(&self.gw, req).await
+    }
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        lifecycle::delete(&self.gw, req).await
     }
     async fn put_bucket_tagging(
         &self,

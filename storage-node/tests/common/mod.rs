@@ -34,6 +34,7 @@ fn config(dir: &std::path::Path, fsync: bool) -> NodeConfig {
         read_barrier: ReadBarrier::Lease,
         down_out_after: cairn_node::config::DEFAULT_DOWN_OUT_AFTER,
         gc_grace: cairn_node::config::DEFAULT_GC_GRACE,
+        lifecycle_day: cairn_node::config::DEFAULT_LIFECYCLE_DAY,
     }
 }
 
