@@ -11,6 +11,7 @@
 //! it is the only part of this package that talks to the network.
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod clock;
 pub mod codec;
 pub mod command;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod id;
 pub mod layout;
 pub mod placement;
+pub mod policy;
 pub mod record;
 pub mod rpc;
 
