@@ -16,6 +16,7 @@ pub mod data;
 pub mod dev;
 pub mod error;
 pub mod framing;
+pub mod headers;
 pub mod host;
 pub mod meta;
 pub mod refs;

@@ -4,6 +4,7 @@
 pub use crate::state::Gateway;
 
 use crate::framing::{self, CheckedBody};
+use crate::headers;
 use crate::host::Domains;
 use crate::request_log;
 use crate::s3::CairnS3;
@@ -11,8 +12,9 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use s3s::auth::{S3Auth, SecretKey};
+use s3s::route::S3Route;
 use s3s::service::{S3Service, S3ServiceBuilder};
-use s3s::{S3Result, s3_error};
+use s3s::{S3Request, S3Response, S3Result, s3_error};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -35,21 +37,85 @@ impl S3Auth for KeyAuth {
     }
 }
 
+/// The caller of a request s3s authenticated and [`Lenient`] handed on:
+/// set only by the gateway, never from the network.
+#[derive(Debug, Clone)]
+pub struct TrustedCaller(pub String);
+
+/// Requests S3 reads more leniently than s3s parses them
+/// (`headers::needs_leniency`): s3s checks their signature over the headers
+/// as sent, then this route relaxes the headers and hands the request to
+/// a service without authentication, with its caller as a
+/// [`TrustedCaller`].
+struct Lenient {
+    trusted: S3Service,
+}
+
+#[async_trait::async_trait]
+impl S3Route for Lenient {
+    fn is_match(
+        &self,
+        method: &http::Method,
+        _uri: &http::Uri,
+        headers: &http::HeaderMap,
+        _extensions: &mut http::Extensions,
+    ) -> bool {
+        headers::needs_leniency(method, headers)
+    }
+
+    async fn check_access(&self, _req: &mut S3Request<s3s::Body>) -> S3Result<()> {
+        // The handlers decide: an anonymous request gets no trusted caller.
+        Ok(())
+    }
+
+    async fn call(&self, req: S3Request<s3s::Body>) -> S3Result<S3Response<s3s::Body>> {
+        let mut http_req = http::Request::new(req.input);
+        *http_req.method_mut() = req.method;
+        *http_req.uri_mut() = headers::without_signature(&req.uri);
+        *http_req.headers_mut() = req.headers;
+        headers::relax(http_req.headers_mut());
+        http_req.headers_mut().remove(http::header::AUTHORIZATION);
+        if let Some(c) = req.credentials {
+            http_req
+                .extensions_mut()
+                .insert(TrustedCaller(c.access_key));
+        }
+        let resp = self
+            .trusted
+            .call(http_req)
+            .await
+            .map_err(|e| s3_error!(InternalError, "{e:?}"))?;
+        let (parts, body) = resp.into_parts();
+        let mut out = S3Response::new(body);
+        out.status = Some(parts.status);
+        out.headers = parts.headers;
+        Ok(out)
+    }
+}
+
 fn s3_service(gw: &Arc<Gateway>) -> S3Service {
+    let mut trusted = S3ServiceBuilder::new(CairnS3::new(gw.clone()));
+    trusted.set_host(Domains::new(gw.config.domains.clone()));
     let mut builder = S3ServiceBuilder::new(CairnS3::new(gw.clone()));
     builder.set_auth(KeyAuth(gw.clone()));
     builder.set_host(Domains::new(gw.config.domains.clone()));
+    builder.set_route(Lenient {
+        trusted: trusted.build(),
+    });
     builder.build()
 }
 
-async fn s3_fallback(State(svc): State<Arc<S3Service>>, req: Request) -> Response {
+async fn s3_fallback(State(svc): State<Arc<S3Service>>, mut req: Request) -> Response {
+    if let Some(refused) = headers::request(&mut req, cairn::clock::now_ms() / 1000) {
+        return refused;
+    }
     // aws-chunked bodies are checked for completeness on their way in.
     let req = match framing::expectation(req.headers()) {
         Some(expect) => req.map(|b| s3s::Body::http_body_unsync(CheckedBody::new(b, expect))),
         None => req.map(s3s::Body::http_body_unsync),
     };
     match svc.call(req).await {
-        Ok(resp) => resp.map(axum::body::Body::new).into_response(),
+        Ok(resp) => headers::response(resp.map(axum::body::Body::new).into_response()).await,
         Err(e) => {
             request_log::note_cause(format!("s3 service failed: {e:?}"));
             (http::StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()

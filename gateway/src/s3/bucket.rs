@@ -81,11 +81,29 @@ pub(crate) async fn create_owned(
     outcome(gw.meta.system(Command::CreateBucket { record }).await?)
 }
 
+/// Whether S3 refuses `name` for a new bucket beyond the syntax s3s
+/// checks: names reserved for access point aliases and S3 features, and a
+/// period next to a hyphen (S3's bucket naming rules).
+pub fn reserved_name(name: &str) -> bool {
+    const PREFIXES: [&str; 2] = ["sthree-", "amzn-s3-demo-"];
+    const SUFFIXES: [&str; 5] = ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
+    PREFIXES.iter().any(|p| name.starts_with(p))
+        || SUFFIXES.iter().any(|s| name.ends_with(s))
+        || name.contains(".-")
+        || name.contains("-.")
+}
+
 pub(super) async fn create(
     gw: &Gateway,
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let who = caller(&req)?;
+    if reserved_name(&req.input.bucket) {
+        return Err(s3_error!(
+            InvalidBucketName,
+            "The specified bucket is not valid."
+        ));
+    }
     if let Some(region) = req
         .input
         .create_bucket_configuration

@@ -209,7 +209,7 @@ pub(super) async fn list_v2(
         .truncated
         .then(|| listing.last.as_ref().map(|l| URL_SAFE_NO_PAD.encode(l)))
         .flatten();
-    Ok(S3Response::new(ListObjectsV2Output {
+    let mut resp = S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
         prefix: Some(encoded(url, prefix)),
         delimiter: input.delimiter.map(|d| encoded(url, d)),
@@ -223,7 +223,9 @@ pub(super) async fn list_v2(
         contents: Some(contents),
         common_prefixes: (!common.is_empty()).then_some(common),
         ..Default::default()
-    }))
+    });
+    crate::headers::mark_listing(&mut resp.headers);
+    Ok(resp)
 }
 
 pub(super) async fn list_v1(
@@ -253,7 +255,7 @@ pub(super) async fn list_v1(
         .truncated
         .then(|| listing.last.clone().map(|l| encoded(url, l)))
         .flatten();
-    Ok(S3Response::new(ListObjectsOutput {
+    let mut resp = S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
         prefix: Some(encoded(url, prefix)),
         delimiter: input.delimiter.map(|d| encoded(url, d)),
@@ -265,7 +267,9 @@ pub(super) async fn list_v1(
         contents: Some(contents),
         common_prefixes: (!common.is_empty()).then_some(common),
         ..Default::default()
-    }))
+    });
+    crate::headers::mark_listing(&mut resp.headers);
+    Ok(resp)
 }
 
 /// ListObjectVersions: every version and delete marker, keys in order and
@@ -369,7 +373,7 @@ pub(super) async fn list_versions(
         Some((k, v)) => (Some(encoded(url, k)), v),
         None => (None, None),
     };
-    Ok(S3Response::new(ListObjectVersionsOutput {
+    let mut resp = S3Response::new(ListObjectVersionsOutput {
         name: Some(input.bucket),
         prefix: Some(encoded(url, prefix)),
         delimiter: input.delimiter.map(|d| encoded(url, d)),
@@ -384,7 +388,9 @@ pub(super) async fn list_versions(
         delete_markers: (!markers.is_empty()).then_some(markers),
         common_prefixes: (!common.is_empty()).then_some(common),
         ..Default::default()
-    }))
+    });
+    crate::headers::mark_listing(&mut resp.headers);
+    Ok(resp)
 }
 
 #[cfg(test)]

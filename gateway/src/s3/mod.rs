@@ -34,6 +34,11 @@ pub(crate) fn caller<T>(req: &S3Request<T>) -> S3Result<String> {
     req.credentials
         .as_ref()
         .map(|c| c.access_key.clone())
+        .or_else(|| {
+            req.extensions
+                .get::<crate::server::TrustedCaller>()
+                .map(|t| t.0.clone())
+        })
         .ok_or_else(|| s3_error!(AccessDenied, "Anonymous access is not allowed."))
 }
 
@@ -262,6 +267,12 @@ impl S3 for CairnS3 {
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         tagging::delete_object(&self.gw, req).await
+    }
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        object::attributes(&self.gw, req).await
     }
     async fn put_bucket_lifecycle_configuration(
         &self,

@@ -684,6 +684,12 @@ pub(super) async fn list_parts(
 ) -> S3Result<S3Response<ListPartsOutput>> {
     let who = caller(&req)?;
     let input = req.input;
+    if input.max_parts.is_some_and(|m| m < 0) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Argument max-parts must be an integer between 0 and 2147483647"
+        ));
+    }
     let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     let upload = upload_record(gw, &bucket, &input.key, &input.upload_id).await?;
     let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
@@ -708,7 +714,7 @@ pub(super) async fn list_parts(
         })
         .collect();
     let owner = super::owner(&upload.owner);
-    Ok(S3Response::new(ListPartsOutput {
+    let mut resp = S3Response::new(ListPartsOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(input.upload_id),
@@ -721,7 +727,9 @@ pub(super) async fn list_parts(
         checksum_algorithm: upload.checksum_algorithm.map(ChecksumAlgorithm::from),
         checksum_type: checksum_type(upload.checksum_kind),
         ..Default::default()
-    }))
+    });
+    crate::headers::mark_listing(&mut resp.headers);
+    Ok(resp)
 }
 
 pub(super) async fn list_uploads(
@@ -730,6 +738,12 @@ pub(super) async fn list_uploads(
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let who = caller(&req)?;
     let input = req.input;
+    if input.max_uploads.is_some_and(|m| m < 0) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Argument max-uploads must be an integer between 0 and 2147483647"
+        ));
+    }
     let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     let group = group_of(gw, &bucket)?;
     let max = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
@@ -771,7 +785,7 @@ pub(super) async fn list_uploads(
             ..Default::default()
         })
         .collect();
-    Ok(S3Response::new(ListMultipartUploadsOutput {
+    let mut resp = S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(input.bucket),
         prefix: Some(prefix),
         key_marker: input.key_marker,
@@ -784,5 +798,7 @@ pub(super) async fn list_uploads(
         delimiter: input.delimiter,
         encoding_type: input.encoding_type,
         ..Default::default()
-    }))
+    });
+    crate::headers::mark_listing(&mut resp.headers);
+    Ok(resp)
 }

@@ -372,6 +372,23 @@ pub(crate) async fn commit_written(
     Ok(result?)
 }
 
+/// `304 Not Modified`, with the ETag and Last-Modified a cache needs to
+/// refresh its copy (RFC 9110, 15.4.5); the gateway sends it without a
+/// body.
+fn not_modified(rec: &ObjectEntry) -> s3s::S3Error {
+    let mut e = s3_error!(NotModified);
+    let mut headers = http::HeaderMap::new();
+    if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", rec.etag)) {
+        headers.insert(http::header::ETAG, v);
+    }
+    let modified = std::time::UNIX_EPOCH + std::time::Duration::from_millis(rec.last_modified_ms);
+    if let Ok(v) = http::HeaderValue::from_str(&httpdate::fmt_http_date(modified)) {
+        headers.insert(http::header::LAST_MODIFIED, v);
+    }
+    e.set_headers(headers);
+    e
+}
+
 /// Evaluate If-Match, If-None-Match, If-Modified-Since and
 /// If-Unmodified-Since as RFC 9110 and S3 order them.
 fn check_read_preconditions(
@@ -395,13 +412,13 @@ fn check_read_preconditions(
         }
     }
     match if_none_match {
-        Some(cond) if etag_matches(cond, &rec.etag) => return Err(s3_error!(NotModified)),
+        Some(cond) if etag_matches(cond, &rec.etag) => return Err(not_modified(rec)),
         Some(_) => {}
         None => {
             if let Some(t) = if_modified_since
                 && to_odt(&modified) <= to_odt(t)
             {
-                return Err(s3_error!(NotModified));
+                return Err(not_modified(rec));
             }
         }
     }
@@ -597,6 +614,106 @@ pub(super) async fn head(
         parts_count: parts_count,
         version_id: read_version_id(&rec, asked),
     })))
+}
+
+/// GetObjectAttributes: what the `x-amz-object-attributes` header names,
+/// of the latest version or the one asked for. Parts are listed with
+/// their numbers and sizes (their checksums are the object's parts'
+/// records, not read here).
+pub(super) async fn attributes(
+    gw: &Gateway,
+    req: S3Request<GetObjectAttributesInput>,
+) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+    let who = caller(&req)?;
+    let input = req.input;
+    if input.max_parts.is_some_and(|m| m < 0) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Argument max-parts must be an integer between 0 and 2147483647"
+        ));
+    }
+    let want = |a: &str| input.object_attributes.iter().any(|x| x.as_str() == a);
+    let known = [
+        ObjectAttributes::CHECKSUM,
+        ObjectAttributes::ETAG,
+        ObjectAttributes::OBJECT_PARTS,
+        ObjectAttributes::OBJECT_SIZE,
+        ObjectAttributes::STORAGE_CLASS,
+    ];
+    if input.object_attributes.is_empty()
+        || input
+            .object_attributes
+            .iter()
+            .any(|a| !known.contains(&a.as_str()))
+    {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Invalid attribute name specified."
+        ));
+    }
+    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let asked = version_ref(input.version_id.as_deref())?;
+    let rec = object_version(gw, &bucket, &input.key, asked).await?;
+    let checksum = rec
+        .checksum
+        .as_ref()
+        .filter(|_| want(ObjectAttributes::CHECKSUM))
+        .map(|c| {
+            let f = checksum_fields(Some(c));
+            Checksum {
+                checksum_crc32: f.crc32,
+                checksum_crc32c: f.crc32c,
+                checksum_crc64nvme: f.crc64nvme,
+                checksum_sha1: f.sha1,
+                checksum_sha256: f.sha256,
+                checksum_type: Some(ChecksumType::from(
+                    match c.kind {
+                        cairn::record::ChecksumKind::FullObject => ChecksumType::FULL_OBJECT,
+                        cairn::record::ChecksumKind::Composite => ChecksumType::COMPOSITE,
+                    }
+                    .to_owned(),
+                )),
+            }
+        });
+    let object_parts =
+        (want(ObjectAttributes::OBJECT_PARTS) && !rec.part_sizes.is_empty()).then(|| {
+            let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
+            let after = input.part_number_marker.unwrap_or(0).max(0) as usize;
+            let parts: Vec<ObjectPart> = rec
+                .part_sizes
+                .iter()
+                .enumerate()
+                .skip(after)
+                .take(max)
+                .map(|(i, size)| ObjectPart {
+                    part_number: Some(i as i32 + 1),
+                    size: Some(*size as i64),
+                    ..Default::default()
+                })
+                .collect();
+            let last = after + parts.len();
+            let truncated = last < rec.part_sizes.len();
+            GetObjectAttributesParts {
+                is_truncated: Some(truncated),
+                max_parts: Some(max as i32),
+                next_part_number_marker: truncated.then_some(last as i32),
+                part_number_marker: input.part_number_marker,
+                parts: Some(parts),
+                total_parts_count: Some(rec.part_sizes.len() as i32),
+            }
+        });
+    Ok(S3Response::new(GetObjectAttributesOutput {
+        checksum,
+        delete_marker: None,
+        e_tag: want(ObjectAttributes::ETAG).then(|| etag(&rec.etag)),
+        last_modified: Some(timestamp(rec.last_modified_ms)),
+        object_parts,
+        object_size: want(ObjectAttributes::OBJECT_SIZE).then_some(rec.size as i64),
+        request_charged: None,
+        storage_class: want(ObjectAttributes::STORAGE_CLASS)
+            .then(|| StorageClass::from(StorageClass::STANDARD.to_owned())),
+        version_id: read_version_id(&rec, asked),
+    }))
 }
 
 pub(super) async fn delete(
