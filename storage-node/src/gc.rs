@@ -32,12 +32,12 @@
 use crate::chunks::Placement;
 use crate::client::NodeClient;
 use crate::shard_store::{ShardStore, next_index_key};
-use crate::table::client::{MapSource, MetaClient};
+use crate::table::client::{MetaClient, WeakTables};
 use crate::table::groups::Tables;
 use cairn::clock::now_ms;
 use cairn::command::{Command, MAX_REF_BATCH, Outcome};
 use cairn::id::ChunkId;
-use cairn::layout::{Layout, data_group_of};
+use cairn::layout::data_group_of;
 use cairn::record::{
     self, ChunkState, DropRecord, GroupId, IntentRecord, RefRecord, Table, VersionId, keys,
 };
@@ -86,15 +86,6 @@ pub const SWEEP_PAGE: usize = 1024;
 /// that widens the window in which a PUT meets a chunk being deleted.
 pub const DELETE_DELAY_ENV: &str = "CAIRN_GC_DELETE_DELAY_MS";
 
-/// The map source of a node's tables, held weakly.
-struct WeakMap(Weak<Tables>);
-
-impl MapSource for WeakMap {
-    fn map(&self) -> Option<Arc<Layout>> {
-        self.0.upgrade()?.map()
-    }
-}
-
 #[derive(Default)]
 struct Counters {
     chunks_deleted: AtomicU64,
@@ -142,7 +133,7 @@ impl Gc {
         client: NodeClient,
         grace: Duration,
     ) -> Arc<Self> {
-        let meta = MetaClient::new(client.clone(), Arc::new(WeakMap(tables.clone())));
+        let meta = MetaClient::new(client.clone(), Arc::new(WeakTables(tables.clone())));
         Arc::new(Self {
             shards,
             tables,
@@ -249,16 +240,9 @@ impl Gc {
     }
 
     fn led_groups(&self) -> Vec<GroupId> {
-        let Some(tables) = self.tables.upgrade() else {
-            return Vec::new();
-        };
-        let Some(map) = tables.map() else {
-            return Vec::new();
-        };
-        (1..=map.metadata_groups())
-            .map(GroupId)
-            .filter(|g| tables.leads(*g))
-            .collect()
+        self.tables
+            .upgrade()
+            .map_or_else(Vec::new, |t| t.led_groups())
     }
 
     /// Up to `limit` records of `(table, "")` of a group this node hosts,

@@ -16,12 +16,11 @@
 //! clients.
 
 use crate::client::NodeClient;
-use crate::table::client::{MapSource, MetaClient};
+use crate::table::client::{MetaClient, WeakTables};
 use crate::table::groups::Tables;
 use cairn::clock::now_ms;
 use cairn::command::lifecycle::STEP_ACTIONS;
 use cairn::command::{Command, LifecycleCursor, Outcome};
-use cairn::layout::Layout;
 use cairn::record::{BucketId, GroupId, Table, VersionId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,14 +47,6 @@ pub fn pass_interval(day: Duration) -> Duration {
     (day / 4).clamp(MIN_PASS_INTERVAL, MAX_PASS_INTERVAL)
 }
 
-struct WeakMap(Weak<Tables>);
-
-impl MapSource for WeakMap {
-    fn map(&self) -> Option<Arc<Layout>> {
-        self.0.upgrade()?.map()
-    }
-}
-
 /// What the worker did since the node started.
 #[derive(Default)]
 struct Counters {
@@ -77,7 +68,7 @@ pub struct Lifecycle {
 impl Lifecycle {
     /// A worker whose day lasts `day` (a real day but in tests).
     pub fn new(tables: Weak<Tables>, client: NodeClient, day: Duration) -> Arc<Self> {
-        let meta = MetaClient::new(client, Arc::new(WeakMap(tables.clone())));
+        let meta = MetaClient::new(client, Arc::new(WeakTables(tables.clone())));
         Arc::new(Self {
             tables,
             meta,
@@ -111,16 +102,9 @@ impl Lifecycle {
     }
 
     fn led_groups(&self) -> Vec<GroupId> {
-        let Some(tables) = self.tables.upgrade() else {
-            return Vec::new();
-        };
-        let Some(map) = tables.map() else {
-            return Vec::new();
-        };
-        (1..=map.metadata_groups())
-            .map(GroupId)
-            .filter(|g| tables.leads(*g))
-            .collect()
+        self.tables
+            .upgrade()
+            .map_or_else(Vec::new, |t| t.led_groups())
     }
 
     fn leads(&self, group: GroupId) -> bool {

@@ -42,6 +42,17 @@ pub(crate) fn caller<T>(req: &S3Request<T>) -> S3Result<String> {
         .ok_or_else(|| s3_error!(AccessDenied, "Anonymous access is not allowed."))
 }
 
+/// Refuse a negative list limit (`max-parts`, `max-uploads`) as S3 does.
+pub(crate) fn non_negative(v: Option<i32>, name: &str) -> S3Result<()> {
+    match v {
+        Some(n) if n < 0 => Err(s3s::S3Error::with_message(
+            s3s::S3ErrorCode::InvalidArgument,
+            format!("Argument {name} must be an integer between 0 and 2147483647"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// An S3 owner element for an access key id.
 pub(crate) fn owner(access_key: &str) -> Owner {
     Owner {

@@ -684,12 +684,7 @@ pub(super) async fn list_parts(
 ) -> S3Result<S3Response<ListPartsOutput>> {
     let who = caller(&req)?;
     let input = req.input;
-    if input.max_parts.is_some_and(|m| m < 0) {
-        return Err(s3_error!(
-            InvalidArgument,
-            "Argument max-parts must be an integer between 0 and 2147483647"
-        ));
-    }
+    super::non_negative(input.max_parts, "max-parts")?;
     let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     let upload = upload_record(gw, &bucket, &input.key, &input.upload_id).await?;
     let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
@@ -738,12 +733,7 @@ pub(super) async fn list_uploads(
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let who = caller(&req)?;
     let input = req.input;
-    if input.max_uploads.is_some_and(|m| m < 0) {
-        return Err(s3_error!(
-            InvalidArgument,
-            "Argument max-uploads must be an integer between 0 and 2147483647"
-        ));
-    }
+    super::non_negative(input.max_uploads, "max-uploads")?;
     let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     let group = group_of(gw, &bucket)?;
     let max = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;

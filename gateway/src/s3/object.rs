@@ -626,12 +626,7 @@ pub(super) async fn attributes(
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let who = caller(&req)?;
     let input = req.input;
-    if input.max_parts.is_some_and(|m| m < 0) {
-        return Err(s3_error!(
-            InvalidArgument,
-            "Argument max-parts must be an integer between 0 and 2147483647"
-        ));
-    }
+    super::non_negative(input.max_parts, "max-parts")?;
     let want = |a: &str| input.object_attributes.iter().any(|x| x.as_str() == a);
     let known = [
         ObjectAttributes::CHECKSUM,

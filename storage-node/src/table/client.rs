@@ -42,6 +42,16 @@ impl MapSource for super::groups::Tables {
     }
 }
 
+/// A node's tables as a map source, held weakly (by the node's own
+/// workers, which must not keep the tables alive).
+pub struct WeakTables(pub std::sync::Weak<super::groups::Tables>);
+
+impl MapSource for WeakTables {
+    fn map(&self) -> Option<Arc<Layout>> {
+        self.0.upgrade()?.map()
+    }
+}
+
 /// The metadata client.
 pub struct MetaClient {
     client: NodeClient,

@@ -386,6 +386,17 @@ impl Tables {
             .is_some_and(|g| g.raft.metrics().borrow().state == ServerState::Leader)
     }
 
+    /// The data groups this node leads now.
+    pub fn led_groups(&self) -> Vec<GroupId> {
+        let Some(map) = self.map() else {
+            return Vec::new();
+        };
+        (1..=map.metadata_groups())
+            .map(GroupId)
+            .filter(|g| self.leads(*g))
+            .collect()
+    }
+
     /// The voter change this node owes `group` as its leader: `None` when
     /// it does not lead it, or when its voters are the map's `info.voters`
     /// and no change is half made (a joint configuration: openraft makes a
