@@ -754,8 +754,6 @@ fn read<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Where the `i`th version made by the entry at log index `index` stands
-/// among its key's versions: later entries' versions stand later.
 /// Abort an upload: its parts go, their chunks are dropped.
 fn abort_upload(
     txn: &mut impl Txn,
@@ -791,6 +789,8 @@ fn abort_upload(
     Ok(Outcome::Ok)
 }
 
+/// Where the `i`th version made by the entry at log index `index` stands
+/// among its key's versions: later entries' versions stand later.
 fn sequence(index: u64, i: usize) -> u64 {
     (index << 10) | i as u64
 }

@@ -133,12 +133,6 @@ struct Run<'a, T: Txn> {
     actions: u32,
 }
 
-/// Why a step stopped inside a key.
-enum Stop {
-    /// Its budget is spent: resume here.
-    At(LifecycleCursor),
-}
-
 impl<T: Txn> Run<'_, T> {
     fn spent(&self) -> bool {
         self.reads >= STEP_READS || self.actions as usize >= STEP_ACTIONS
@@ -210,8 +204,13 @@ impl<T: Txn> Run<'_, T> {
     }
 
     /// Apply the rules to one key: its current object, then its other
-    /// versions newest first (from `within`, when resuming inside it).
-    fn key(&mut self, key: &str, within: Option<Within>) -> Result<Option<Stop>, Outcome> {
+    /// versions newest first (from `within`, when resuming inside it);
+    /// where to resume if the budget ran out inside it.
+    fn key(
+        &mut self,
+        key: &str,
+        within: Option<Within>,
+    ) -> Result<Option<LifecycleCursor>, Outcome> {
         let (mut after, mut newer, mut successor_ms, fresh) = match within {
             Some(w) => (Some(w.after), w.newer, w.successor_ms, false),
             None => (None, 0, 0, true),
@@ -318,17 +317,53 @@ impl<T: Txn> Run<'_, T> {
                 }
                 after = Some(sort_key.clone());
                 if self.spent() && (i + 1 < records.len() || more) {
-                    return Ok(Some(Stop::At(LifecycleCursor::Within(Within {
+                    return Ok(Some(LifecycleCursor::Within(Within {
                         key: key.to_owned(),
                         after: sort_key.clone(),
                         newer,
                         successor_ms,
-                    }))));
+                    })));
                 }
             }
             if !more {
                 return Ok(None);
             }
+        }
+    }
+
+    /// The keys from `from`, until the budget or the delete markers run
+    /// out (then where to resume) or the keys do (then the uploads).
+    fn keys(&mut self, from: LifecycleCursor) -> Result<Option<LifecycleCursor>, Outcome> {
+        let mut after = match from {
+            LifecycleCursor::Within(w) => {
+                let key = w.key.clone();
+                if let Some(resume) = self.key(&key, Some(w))? {
+                    return Ok(Some(resume));
+                }
+                Some(key)
+            }
+            LifecycleCursor::After(key) => Some(key),
+            LifecycleCursor::Start | LifecycleCursor::Uploads(_) => None,
+        };
+        loop {
+            let resume = || match &after {
+                Some(k) => LifecycleCursor::After(k.clone()),
+                None => LifecycleCursor::Start,
+            };
+            if self.spent() {
+                return Ok(Some(resume()));
+            }
+            let Some(key) = self.next_key(after.as_deref()) else {
+                return Ok(Some(LifecycleCursor::Uploads(None)));
+            };
+            if self.used_markers == self.markers.len() {
+                // Out of delete markers: the next step takes this key.
+                return Ok(Some(resume()));
+            }
+            if let Some(resume) = self.key(&key, None)? {
+                return Ok(Some(resume));
+            }
+            after = Some(key);
         }
     }
 
@@ -391,61 +426,14 @@ pub(super) fn step(txn: &mut impl Txn, index: u64, s: Step<'_>) -> Result<Outcom
         reads: 0,
         actions: 0,
     };
-    let mut after = match s.from {
-        LifecycleCursor::Uploads(after) => {
-            let next = run.uploads(after)?;
-            return Ok(Outcome::Lifecycle {
-                next,
-                actions: run.actions,
-            });
-        }
-        LifecycleCursor::Start => None,
-        LifecycleCursor::After(key) => Some(key),
-        LifecycleCursor::Within(w) => {
-            let key = w.key.clone();
-            if let Some(Stop::At(c)) = run.key(&key, Some(w))? {
-                return Ok(Outcome::Lifecycle {
-                    next: Some(c),
-                    actions: run.actions,
-                });
-            }
-            Some(key)
-        }
+    let next = match s.from {
+        LifecycleCursor::Uploads(after) => run.uploads(after)?,
+        from => run.keys(from)?,
     };
-    loop {
-        if run.spent() {
-            return Ok(Outcome::Lifecycle {
-                next: Some(match after {
-                    Some(k) => LifecycleCursor::After(k),
-                    None => LifecycleCursor::Start,
-                }),
-                actions: run.actions,
-            });
-        }
-        let Some(key) = run.next_key(after.as_deref()) else {
-            return Ok(Outcome::Lifecycle {
-                next: Some(LifecycleCursor::Uploads(None)),
-                actions: run.actions,
-            });
-        };
-        if run.used_markers == run.markers.len() {
-            // Out of delete markers: the next step takes this key.
-            return Ok(Outcome::Lifecycle {
-                next: Some(match after {
-                    Some(k) => LifecycleCursor::After(k),
-                    None => LifecycleCursor::Start,
-                }),
-                actions: run.actions,
-            });
-        }
-        if let Some(Stop::At(c)) = run.key(&key, None)? {
-            return Ok(Outcome::Lifecycle {
-                next: Some(c),
-                actions: run.actions,
-            });
-        }
-        after = Some(key);
-    }
+    Ok(Outcome::Lifecycle {
+        next,
+        actions: run.actions,
+    })
 }
 
 #[cfg(test)]
