@@ -9,8 +9,9 @@
 //! 2. an explicit `Deny` of the bucket policy refuses (the bucket owner
 //!    keeps Get/Put/DeleteBucketPolicy, so a policy cannot lock its owner
 //!    out for good);
-//! 3. the bucket owner, and keys the operator allowed on the bucket
-//!    (`cairn bucket allow`, the equivalent of an identity policy), may;
+//! 3. the bucket owner may; keys the operator allowed on the bucket
+//!    (`cairn bucket allow`, the equivalent of an identity policy) may use
+//!    it, but not change its configuration ([`owner_only`]);
 //! 4. an `Allow` of the policy grants, unless the policy is public and the
 //!    bucket's Public Access Block restricts public buckets;
 //! 5. an ACL grant grants, where ACLs are enabled (Object Ownership other
@@ -100,6 +101,17 @@ fn grants(list: &[Grant], who: Option<&str>, need: Permission, ignore_public: bo
     })
 }
 
+/// Whether an action changes a bucket's configuration (or bypasses its
+/// Object Lock governance), which keys the operator allowed on a bucket
+/// may not do: only its owner, the root key, or a policy grants it.
+pub fn owner_only(action: &str) -> bool {
+    let a = action.to_ascii_lowercase();
+    a.starts_with("s3:putbucket")
+        || a.starts_with("s3:deletebucket")
+        || a == "s3:putlifecycleconfiguration"
+        || a == "s3:bypassgovernanceretention"
+}
+
 /// What the decision reads of a bucket.
 #[derive(Debug, Clone, Copy)]
 pub struct Bucket<'a> {
@@ -141,7 +153,8 @@ pub fn authorize(
     if decision == Decision::Deny && !(is_owner && policy_action) {
         return false;
     }
-    if is_owner || who.is_some_and(|w| bucket.allowed_keys.iter().any(|k| k == w)) {
+    let allowed = who.is_some_and(|w| bucket.allowed_keys.iter().any(|k| k == w));
+    if is_owner || (allowed && !owner_only(req.action)) {
         return true;
     }
     if decision == Decision::Allow {
@@ -570,11 +583,45 @@ mod tests {
                 no,
                 false,
             ),
-            // Keys the operator allowed act as the owner does.
+            // Keys the operator allowed use the bucket as the owner does,
+            // but do not change its configuration.
             (
                 Some("GKALLOWED"),
                 "s3:PutObject",
                 Some("k"),
+                None,
+                &none,
+                &none,
+                Enforced,
+                no,
+                true,
+            ),
+            (
+                Some("GKALLOWED"),
+                "s3:PutBucketPolicy",
+                None,
+                None,
+                &none,
+                &none,
+                Enforced,
+                no,
+                false,
+            ),
+            (
+                Some("GKALLOWED"),
+                "s3:BypassGovernanceRetention",
+                Some("k"),
+                None,
+                &none,
+                &none,
+                Enforced,
+                no,
+                false,
+            ),
+            (
+                Some(OWNER),
+                "s3:PutBucketPolicy",
+                None,
                 None,
                 &none,
                 &none,

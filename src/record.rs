@@ -642,6 +642,18 @@ pub enum ConfigKind {
     Tagging,
     /// CORS rules: `Vec<CorsRule>`.
     Cors,
+    /// The bucket policy: its JSON text as `PutBucketPolicy` gave it
+    /// (`String`, validated by the gateway).
+    Policy,
+    /// The Public Access Block: [`crate::access::PublicAccessBlock`].
+    PublicAccessBlock,
+    /// Object Ownership: `Option<crate::access::Ownership>`, `None` once
+    /// the controls were deleted; no record: `BucketOwnerEnforced`, as a
+    /// new bucket has.
+    Ownership,
+    /// The bucket's ACL grants beyond its owner's full control:
+    /// `Vec<Grant>`.
+    Acl,
 }
 
 impl ConfigKind {
@@ -650,6 +662,10 @@ impl ConfigKind {
         match self {
             Self::Tagging => "tagging",
             Self::Cors => "cors",
+            Self::Policy => "policy",
+            Self::PublicAccessBlock => "public-access-block",
+            Self::Ownership => "ownership",
+            Self::Acl => "acl",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! service (they carry no signature); other requests with an `Origin` get
 //! the headers added to whatever the S3 service answered.
 
+use crate::s3::access::Caller;
 use crate::state::Gateway;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -270,25 +271,16 @@ fn rules_from(config: CORSConfiguration) -> S3Result<Vec<CorsRule>> {
     Ok(out)
 }
 
-async fn set(gw: &Gateway, who: &str, name: &str, rules: Option<Vec<CorsRule>>) -> S3Result<()> {
-    let bucket = crate::s3::bucket::owned_bucket(gw, who, name).await?;
-    crate::s3::outcome(
-        gw.meta
-            .system(cairn::command::Command::PutBucketConfig {
-                name: bucket.name.clone(),
-                bucket: bucket.id,
-                kind: ConfigKind::Cors,
-                value: rules.map(|r| cairn::record::encode(&r)),
-            })
-            .await?,
-    )
+async fn set(gw: &Gateway, who: &Caller, name: &str, rules: Option<Vec<CorsRule>>) -> S3Result<()> {
+    let bucket = who.bucket(gw, name, "s3:PutBucketCORS").await?;
+    crate::s3::bucket::put_config(gw, &bucket, ConfigKind::Cors, rules.as_ref()).await
 }
 
 pub(crate) async fn put(
     gw: &Gateway,
     req: S3Request<PutBucketCorsInput>,
 ) -> S3Result<S3Response<PutBucketCorsOutput>> {
-    let who = crate::s3::caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
     let rules = rules_from(input.cors_configuration)?;
     set(gw, &who, &input.bucket, Some(rules)).await?;
@@ -299,8 +291,10 @@ pub(crate) async fn get(
     gw: &Gateway,
     req: S3Request<GetBucketCorsInput>,
 ) -> S3Result<S3Response<GetBucketCorsOutput>> {
-    let who = crate::s3::caller(&req)?;
-    let bucket = crate::s3::authorized_bucket(gw, &who, &req.input.bucket).await?;
+    let who = Caller::of(&req);
+    let bucket = who
+        .bucket(gw, &req.input.bucket, "s3:GetBucketCORS")
+        .await?;
     let rules: Option<Vec<CorsRule>> = gw.meta.bucket_config(bucket.id, ConfigKind::Cors).await?;
     let Some(rules) = rules else {
         return Err(s3_error!(
@@ -329,7 +323,7 @@ pub(crate) async fn delete(
     gw: &Gateway,
     req: S3Request<DeleteBucketCorsInput>,
 ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
-    let who = crate::s3::caller(&req)?;
+    let who = Caller::of(&req);
     set(gw, &who, &req.input.bucket, None).await?;
     Ok(S3Response::with_status(
         DeleteBucketCorsOutput::default(),

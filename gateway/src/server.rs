@@ -8,14 +8,18 @@ use crate::headers;
 use crate::host::Domains;
 use crate::request_log;
 use crate::s3::CairnS3;
+use crate::s3::access::Context;
 use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use axum::serve::{Listener, ListenerExt};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::route::S3Route;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 struct KeyAuth(Arc<Gateway>);
@@ -80,6 +84,9 @@ impl S3Route for Lenient {
                 .extensions_mut()
                 .insert(TrustedCaller(c.access_key));
         }
+        if let Some(c) = req.extensions.get::<Context>() {
+            http_req.extensions_mut().insert(c.clone());
+        }
         let resp = self
             .trusted
             .call(http_req)
@@ -93,11 +100,23 @@ impl S3Route for Lenient {
     }
 }
 
+/// Lets unsigned requests through to the handlers, which decide
+/// (`s3::access`): s3s refuses them all by default.
+struct Anyone;
+
+#[async_trait::async_trait]
+impl s3s::access::S3Access for Anyone {
+    async fn check(&self, _cx: &mut s3s::access::S3AccessContext<'_>) -> S3Result<()> {
+        Ok(())
+    }
+}
+
 fn s3_service(gw: &Arc<Gateway>) -> S3Service {
     let mut trusted = S3ServiceBuilder::new(CairnS3::new(gw.clone()));
     trusted.set_host(Domains::new(gw.config.domains.clone()));
     let mut builder = S3ServiceBuilder::new(CairnS3::new(gw.clone()));
     builder.set_auth(KeyAuth(gw.clone()));
+    builder.set_access(Anyone);
     builder.set_host(Domains::new(gw.config.domains.clone()));
     builder.set_route(Lenient {
         trusted: trusted.build(),
@@ -109,6 +128,12 @@ async fn s3_fallback(State(svc): State<Arc<S3Service>>, mut req: Request) -> Res
     if let Some(refused) = headers::request(&mut req, cairn::clock::now_ms() / 1000) {
         return refused;
     }
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(p)| *p);
+    let context = Context::of(req.uri(), req.headers(), peer);
+    req.extensions_mut().insert(context);
     // aws-chunked bodies are checked for completeness on their way in.
     let req = match framing::expectation(req.headers()) {
         Some(expect) => req.map(|b| s3s::Body::http_body_unsync(CheckedBody::new(b, expect))),
@@ -215,11 +240,14 @@ pub async fn run<L>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
+    L: Listener<Addr = SocketAddr>,
 {
     tracing::info!(addr = ?listener.local_addr()?, "gateway serving");
-    axum::serve(listener, router(gw))
+    // Each request knows the address it came from (`aws:SourceIp`); a
+    // tapped listener is one axum gives that for, whatever the listener.
+    let listener = listener.tap_io(|_| {});
+    let service = router(gw).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -89,5 +89,28 @@ aws s3api delete-bucket-lifecycle --bucket "$V"
 if aws s3api get-bucket-lifecycle-configuration --bucket "$V" >/dev/null 2>&1; then
     fail "lifecycle after delete"
 fi
+# A bucket policy: public reads of one prefix, seen by an unsigned curl.
+P=awscli-policy
+aws s3 mb "s3://$P" >/dev/null
+aws s3 cp "$d/v1" "s3://$P/public/one" >/dev/null
+aws s3 cp "$d/v2" "s3://$P/private/two" >/dev/null
+code="$(curl -s -o /dev/null -w '%{http_code}' "$S3_ENDPOINT/$P/public/one")"
+[ "$code" = 403 ] || fail "anonymous GET without a policy: $code"
+aws s3api put-bucket-policy --bucket "$P" --policy \
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"s3:GetObject\",\"Resource\":\"arn:aws:s3:::$P/public/*\"}]}"
+pub="$(aws s3api get-bucket-policy-status --bucket "$P" --query PolicyStatus.IsPublic --output text)"
+[ "$pub" = True ] || fail "policy status: $pub"
+curl -s -f -o "$d/anon-one" "$S3_ENDPOINT/$P/public/one" || fail "anonymous GET allowed by the policy"
+[ "$(sum "$d/v1")" = "$(sum "$d/anon-one")" ] || fail "content read anonymously"
+code="$(curl -s -o /dev/null -w '%{http_code}' "$S3_ENDPOINT/$P/private/two")"
+[ "$code" = 403 ] || fail "anonymous GET outside the policy: $code"
+aws s3api put-public-access-block --bucket "$P" --public-access-block-configuration \
+    BlockPublicAcls=false,IgnorePublicAcls=false,BlockPublicPolicy=false,RestrictPublicBuckets=true
+code="$(curl -s -o /dev/null -w '%{http_code}' "$S3_ENDPOINT/$P/public/one")"
+[ "$code" = 403 ] || fail "anonymous GET with RestrictPublicBuckets: $code"
+aws s3api delete-bucket-policy --bucket "$P"
+aws s3api delete-public-access-block --bucket "$P"
+aws s3 rm --recursive "s3://$P/" >/dev/null
+aws s3 rb "s3://$P" >/dev/null
 rm -rf "$d"
 echo "awscli: all checks passed"

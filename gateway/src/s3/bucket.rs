@@ -1,9 +1,12 @@
 //! Bucket operations.
 
-use super::{authorized_bucket, caller, now_ms, outcome, timestamp};
+use super::access::Caller;
+use super::{now_ms, outcome, timestamp};
 use crate::state::Gateway;
 use cairn::command::{Command, Outcome};
-use cairn::record::{BucketId, BucketRecord, BucketSettings, GroupId, Table, Versioning, keys};
+use cairn::record::{
+    self, BucketId, BucketRecord, BucketSettings, ConfigKind, GroupId, Table, Versioning, keys,
+};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -26,7 +29,8 @@ pub(super) async fn list(
     gw: &Gateway,
     req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
-    let who = caller(&req)?;
+    let caller = Caller::of(&req);
+    let who = caller.signed()?.to_owned();
     let buckets = all_buckets(gw)
         .await?
         .into_iter()
@@ -97,7 +101,8 @@ pub(super) async fn create(
     gw: &Gateway,
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
-    let who = caller(&req)?;
+    let caller = Caller::of(&req);
+    let who = caller.signed()?.to_owned();
     if reserved_name(&req.input.bucket) {
         return Err(s3_error!(
             InvalidBucketName,
@@ -128,8 +133,8 @@ pub(super) async fn head(
     gw: &Gateway,
     req: S3Request<HeadBucketInput>,
 ) -> S3Result<S3Response<HeadBucketOutput>> {
-    let who = caller(&req)?;
-    authorized_bucket(gw, &who, &req.input.bucket).await?;
+    let who = Caller::of(&req);
+    who.bucket(gw, &req.input.bucket, "s3:ListBucket").await?;
     Ok(S3Response::new(HeadBucketOutput {
         bucket_region: Some(gw.config.region.clone()),
         ..Default::default()
@@ -140,8 +145,9 @@ pub(super) async fn location(
     gw: &Gateway,
     req: S3Request<GetBucketLocationInput>,
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-    let who = caller(&req)?;
-    authorized_bucket(gw, &who, &req.input.bucket).await?;
+    let who = Caller::of(&req);
+    who.bucket(gw, &req.input.bucket, "s3:GetBucketLocation")
+        .await?;
     // us-east-1 is reported as an empty constraint, as AWS does.
     let constraint = (gw.config.region != "us-east-1")
         .then(|| BucketLocationConstraint::from(gw.config.region.clone()));
@@ -166,14 +172,23 @@ pub(crate) async fn settings(gw: &Gateway, bucket: &BucketRecord) -> S3Result<Bu
         .unwrap_or_default())
 }
 
-/// The bucket, if `caller` may change its configuration: its owner (or
-/// the root key) only.
-pub(crate) async fn owned_bucket(gw: &Gateway, caller: &str, name: &str) -> S3Result<BucketRecord> {
-    let bucket = authorized_bucket(gw, caller, name).await?;
-    if bucket.owner != caller && !gw.is_root(caller) {
-        return Err(s3_error!(AccessDenied, "Access Denied"));
-    }
-    Ok(bucket)
+/// Set (or, with `None`, remove) one configuration of a bucket.
+pub(crate) async fn put_config<T: serde::Serialize>(
+    gw: &Gateway,
+    bucket: &BucketRecord,
+    kind: ConfigKind,
+    value: Option<&T>,
+) -> S3Result<()> {
+    outcome(
+        gw.meta
+            .system(Command::PutBucketConfig {
+                name: bucket.name.clone(),
+                bucket: bucket.id,
+                kind,
+                value: value.map(record::encode),
+            })
+            .await?,
+    )
 }
 
 /// A bucket that was never versioned answers an empty configuration, as
@@ -182,8 +197,10 @@ pub(super) async fn versioning(
     gw: &Gateway,
     req: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    let who = caller(&req)?;
-    let bucket = authorized_bucket(gw, &who, &req.input.bucket).await?;
+    let who = Caller::of(&req);
+    let bucket = who
+        .bucket(gw, &req.input.bucket, "s3:GetBucketVersioning")
+        .await?;
     let status = match settings(gw, &bucket).await?.versioning {
         Versioning::Unversioned => None,
         Versioning::Enabled => Some(BucketVersioningStatus::ENABLED),
@@ -199,7 +216,7 @@ pub(super) async fn put_versioning(
     gw: &Gateway,
     req: S3Request<PutBucketVersioningInput>,
 ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
     let config = input.versioning_configuration;
     if config
@@ -219,7 +236,9 @@ pub(super) async fn put_versioning(
             ));
         }
     };
-    let bucket = owned_bucket(gw, &who, &input.bucket).await?;
+    let bucket = who
+        .bucket(gw, &input.bucket, "s3:PutBucketVersioning")
+        .await?;
     outcome(
         gw.meta
             .data(Command::SetVersioning {
@@ -253,8 +272,8 @@ pub(super) async fn acl(
     gw: &Gateway,
     req: S3Request<GetBucketAclInput>,
 ) -> S3Result<S3Response<GetBucketAclOutput>> {
-    let who = caller(&req)?;
-    let bucket = authorized_bucket(gw, &who, &req.input.bucket).await?;
+    let who = Caller::of(&req);
+    let bucket = who.bucket(gw, &req.input.bucket, "s3:GetBucketAcl").await?;
     let (owner, grants) = owner_full_control(&bucket.owner);
     Ok(S3Response::new(GetBucketAclOutput {
         owner: Some(owner),
@@ -296,14 +315,8 @@ pub(super) async fn delete(
     gw: &Gateway,
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
-    let who = caller(&req)?;
-    let bucket = authorized_bucket(gw, &who, &req.input.bucket).await?;
-    if bucket.owner != who && !gw.is_root(&who) {
-        return Err(s3_error!(
-            AccessDenied,
-            "Only the bucket owner may delete it"
-        ));
-    }
+    let who = Caller::of(&req);
+    let bucket = who.bucket(gw, &req.input.bucket, "s3:DeleteBucket").await?;
     delete_checked(gw, &bucket).await?;
     Ok(S3Response::with_status(
         DeleteBucketOutput::default(),

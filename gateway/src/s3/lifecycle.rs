@@ -2,10 +2,10 @@
 //! with S3's validation. The rules live in the bucket's data group, where
 //! the nodes' lifecycle worker applies them (`docs/design/lifecycle.md`).
 
-use super::bucket::owned_bucket;
+use super::access::Caller;
 use super::lock::ms_of;
 use super::tagging::{MAX_OBJECT_TAGS, validate};
-use super::{authorized_bucket, caller, outcome, timestamp};
+use super::{outcome, timestamp};
 use crate::state::Gateway;
 use cairn::command::Command;
 use cairn::command::lifecycle::MAX_RULES;
@@ -384,9 +384,11 @@ pub(super) async fn put(
     gw: &Gateway,
     req: S3Request<PutBucketLifecycleConfigurationInput>,
 ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
-    let bucket = owned_bucket(gw, &who, &input.bucket).await?;
+    let bucket = who
+        .bucket(gw, &input.bucket, "s3:PutLifecycleConfiguration")
+        .await?;
     let Some(c) = input.lifecycle_configuration else {
         return Err(malformed());
     };
@@ -408,8 +410,10 @@ pub(super) async fn get(
     gw: &Gateway,
     req: S3Request<GetBucketLifecycleConfigurationInput>,
 ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
-    let who = caller(&req)?;
-    let bucket = authorized_bucket(gw, &who, &req.input.bucket).await?;
+    let who = Caller::of(&req);
+    let bucket = who
+        .bucket(gw, &req.input.bucket, "s3:GetLifecycleConfiguration")
+        .await?;
     let Some(config) = read(gw, bucket.id).await? else {
         return Err(s3_error!(
             NoSuchLifecycleConfiguration,
@@ -426,8 +430,10 @@ pub(super) async fn delete(
     gw: &Gateway,
     req: S3Request<DeleteBucketLifecycleInput>,
 ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
-    let who = caller(&req)?;
-    let bucket = owned_bucket(gw, &who, &req.input.bucket).await?;
+    let who = Caller::of(&req);
+    let bucket = who
+        .bucket(gw, &req.input.bucket, "s3:PutLifecycleConfiguration")
+        .await?;
     outcome(
         gw.meta
             .data(Command::SetLifecycle {

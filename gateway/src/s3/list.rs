@@ -1,8 +1,9 @@
 //! ListObjectsV2 and ListObjects: one ordered range scan of the bucket's
 //! partition, rolled up into CommonPrefixes by delimiter.
 
+use super::access::Caller;
 use super::object::etag;
-use super::{authorized_bucket, caller, timestamp};
+use super::timestamp;
 use crate::state::Gateway;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -169,9 +170,9 @@ pub(super) async fn list_v2(
     gw: &Gateway,
     req: S3Request<ListObjectsV2Input>,
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = who.bucket(gw, &input.bucket, "s3:ListBucket").await?;
     let max = max_keys(input.max_keys)?;
     let url = encoding(input.encoding_type.as_ref())?;
     let prefix = input.prefix.clone().unwrap_or_default();
@@ -232,9 +233,9 @@ pub(super) async fn list_v1(
     gw: &Gateway,
     req: S3Request<ListObjectsInput>,
 ) -> S3Result<S3Response<ListObjectsOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = who.bucket(gw, &input.bucket, "s3:ListBucket").await?;
     let max = max_keys(input.max_keys)?;
     let url = encoding(input.encoding_type.as_ref())?;
     let prefix = input.prefix.clone().unwrap_or_default();
@@ -278,9 +279,11 @@ pub(super) async fn list_versions(
     gw: &Gateway,
     req: S3Request<ListObjectVersionsInput>,
 ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = who
+        .bucket(gw, &input.bucket, "s3:ListBucketVersions")
+        .await?;
     let max = max_keys(input.max_keys)?;
     let url = encoding(input.encoding_type.as_ref())?;
     let prefix = input.prefix.clone().unwrap_or_default();

@@ -3,9 +3,10 @@
 //! decided in the bucket's group (`cairn::command::versions::locked`); this
 //! module parses and validates what S3 sends and answers as S3 does.
 
-use super::bucket::{owned_bucket, settings};
+use super::access::Caller;
+use super::bucket::settings;
 use super::object::{object_version, version_ref};
-use super::{authorized_bucket, caller, now_ms, outcome, timestamp};
+use super::{now_ms, outcome, timestamp};
 use crate::state::Gateway;
 use cairn::command::Command;
 use cairn::record::{BucketRecord, DefaultRetention, LockMode, ObjectEntry, Retention};
@@ -45,17 +46,21 @@ pub(crate) fn ms_of(t: &Timestamp) -> u64 {
     u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
-/// Whether the caller holds the permission to bypass GOVERNANCE
-/// retention (`s3:BypassGovernanceRetention`): the bucket's owner and the
-/// root key.
-fn may_bypass(gw: &Gateway, who: &str, bucket: &BucketRecord) -> bool {
-    bucket.owner == who || gw.is_root(who)
-}
-
-/// Whether a request bypasses GOVERNANCE retention: it asked to
-/// (`x-amz-bypass-governance-retention: true`) and may.
-pub(crate) fn bypass(gw: &Gateway, who: &str, bucket: &BucketRecord, asked: Option<bool>) -> bool {
-    asked == Some(true) && may_bypass(gw, who, bucket)
+/// Whether a request bypasses GOVERNANCE retention of `key`: it asked to
+/// (`x-amz-bypass-governance-retention: true`) and holds
+/// `s3:BypassGovernanceRetention` (the bucket's owner, the root key, or a
+/// key the bucket policy grants it to).
+pub(crate) async fn bypass(
+    gw: &Gateway,
+    who: &Caller,
+    bucket: &BucketRecord,
+    key: &str,
+    asked: Option<bool>,
+) -> S3Result<bool> {
+    Ok(asked == Some(true)
+        && who
+            .may(gw, bucket, "s3:BypassGovernanceRetention", Some(key), None)
+            .await?)
 }
 
 /// The retention and legal hold a PUT, copy or CreateMultipartUpload
@@ -150,7 +155,7 @@ pub(super) async fn put_configuration(
     gw: &Gateway,
     req: S3Request<PutObjectLockConfigurationInput>,
 ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
     let config = input.object_lock_configuration.ok_or_else(malformed)?;
     if config.object_lock_enabled.as_ref().map(|e| e.as_str()) != Some(ObjectLockEnabled::ENABLED) {
@@ -192,7 +197,9 @@ pub(super) async fn put_configuration(
             }
         }
     };
-    let bucket = owned_bucket(gw, &who, &input.bucket).await?;
+    let bucket = who
+        .bucket(gw, &input.bucket, "s3:PutBucketObjectLockConfiguration")
+        .await?;
     match gw
         .meta
         .data(Command::SetObjectLock {
@@ -214,8 +221,10 @@ pub(super) async fn get_configuration(
     gw: &Gateway,
     req: S3Request<GetObjectLockConfigurationInput>,
 ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
-    let who = caller(&req)?;
-    let bucket = authorized_bucket(gw, &who, &req.input.bucket).await?;
+    let who = Caller::of(&req);
+    let bucket = who
+        .bucket(gw, &req.input.bucket, "s3:GetBucketObjectLockConfiguration")
+        .await?;
     let s = settings(gw, &bucket).await?;
     if !s.object_lock {
         let mut e = s3s::S3Error::with_message(
@@ -246,7 +255,7 @@ pub(super) async fn put_retention(
     gw: &Gateway,
     req: S3Request<PutObjectRetentionInput>,
 ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
     let retention = match input.retention {
         None => return Err(malformed()),
@@ -270,9 +279,24 @@ pub(super) async fn put_retention(
         }
         Some(_) => return Err(malformed()),
     };
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     let version = version_ref(input.version_id.as_deref())?;
-    let bypass_governance = bypass(gw, &who, &bucket, input.bypass_governance_retention);
+    let bucket = who
+        .object(
+            gw,
+            &input.bucket,
+            "s3:PutObjectRetention",
+            &input.key,
+            version,
+        )
+        .await?;
+    let bypass_governance = bypass(
+        gw,
+        &who,
+        &bucket,
+        &input.key,
+        input.bypass_governance_retention,
+    )
+    .await?;
     outcome(
         gw.meta
             .data(Command::SetRetention {
@@ -291,13 +315,13 @@ pub(super) async fn put_retention(
 /// The version whose lock is asked about, in a bucket with Object Lock.
 async fn locked_version(
     gw: &Gateway,
-    who: &str,
+    (who, action): (&Caller, &str),
     bucket: &str,
     key: &str,
     version: Option<&str>,
 ) -> S3Result<ObjectEntry> {
-    let bucket = authorized_bucket(gw, who, bucket).await?;
     let version = version_ref(version)?;
+    let bucket = who.object(gw, bucket, action, key, version).await?;
     if !settings(gw, &bucket).await?.object_lock {
         return Err(no_lock_configuration());
     }
@@ -308,11 +332,11 @@ pub(super) async fn get_retention(
     gw: &Gateway,
     req: S3Request<GetObjectRetentionInput>,
 ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
     let e = locked_version(
         gw,
-        &who,
+        (&who, "s3:GetObjectRetention"),
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
@@ -336,7 +360,7 @@ pub(super) async fn put_legal_hold(
     gw: &Gateway,
     req: S3Request<PutObjectLegalHoldInput>,
 ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
     let on = match input
         .legal_hold
@@ -348,8 +372,16 @@ pub(super) async fn put_legal_hold(
         Some(ObjectLockLegalHoldStatus::OFF) => false,
         _ => return Err(malformed()),
     };
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     let version = version_ref(input.version_id.as_deref())?;
+    let bucket = who
+        .object(
+            gw,
+            &input.bucket,
+            "s3:PutObjectLegalHold",
+            &input.key,
+            version,
+        )
+        .await?;
     outcome(
         gw.meta
             .data(Command::SetLegalHold {
@@ -367,11 +399,11 @@ pub(super) async fn get_legal_hold(
     gw: &Gateway,
     req: S3Request<GetObjectLegalHoldInput>,
 ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
     let e = locked_version(
         gw,
-        &who,
+        (&who, "s3:GetObjectLegalHold"),
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),

@@ -1,6 +1,7 @@
 //! The S3 API: one handler per operation, grouped by resource. `s3s` parses
 //! requests, verifies signatures and writes XML; these modules decide.
 
+pub(crate) mod access;
 pub(crate) mod bucket;
 mod lifecycle;
 mod list;
@@ -12,7 +13,6 @@ mod upload;
 
 use crate::state::Gateway;
 use cairn::command::Outcome;
-use cairn::record::BucketRecord;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use std::sync::Arc;
@@ -27,19 +27,6 @@ impl CairnS3 {
     pub fn new(gw: Arc<Gateway>) -> Self {
         Self { gw }
     }
-}
-
-/// The authenticated caller of a request.
-pub(crate) fn caller<T>(req: &S3Request<T>) -> S3Result<String> {
-    req.credentials
-        .as_ref()
-        .map(|c| c.access_key.clone())
-        .or_else(|| {
-            req.extensions
-                .get::<crate::server::TrustedCaller>()
-                .map(|t| t.0.clone())
-        })
-        .ok_or_else(|| s3_error!(AccessDenied, "Anonymous access is not allowed."))
 }
 
 /// Refuse a negative list limit (`max-parts`, `max-uploads`) as S3 does.
@@ -160,25 +147,6 @@ pub(crate) fn quota_exceeded() -> s3s::S3Error {
 pub(crate) fn timestamp(ms: u64) -> Timestamp {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     Timestamp::from(t)
-}
-
-/// The bucket, if `caller` may use it: NoSuchBucket or AccessDenied otherwise.
-pub(crate) async fn authorized_bucket(
-    gw: &Gateway,
-    caller: &str,
-    name: &str,
-) -> S3Result<BucketRecord> {
-    let bucket = gw.meta.bucket(name).await?;
-    let bucket =
-        bucket.ok_or_else(|| s3_error!(NoSuchBucket, "The specified bucket does not exist"))?;
-    if gw.is_root(caller)
-        || bucket.owner == caller
-        || bucket.allowed_keys.iter().any(|k| k == caller)
-    {
-        Ok(bucket)
-    } else {
-        Err(s3_error!(AccessDenied, "Access Denied"))
-    }
 }
 
 #[async_trait::async_trait]
@@ -338,6 +306,66 @@ impl S3 for CairnS3 {
         req: S3Request<DeleteBucketCorsInput>,
     ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
         crate::cors::delete(&self.gw, req).await
+    }
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        access::put_policy(&self.gw, req).await
+    }
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        access::get_policy(&self.gw, req).await
+    }
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        access::delete_policy(&self.gw, req).await
+    }
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        access::policy_status(&self.gw, req).await
+    }
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        access::put_public_access_block(&self.gw, req).await
+    }
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        access::get_public_access_block(&self.gw, req).await
+    }
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        access::delete_public_access_block(&self.gw, req).await
+    }
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+        access::put_ownership(&self.gw, req).await
+    }
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        access::get_ownership(&self.gw, req).await
+    }
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+        access::delete_ownership(&self.gw, req).await
     }
     async fn put_object(
         &self,

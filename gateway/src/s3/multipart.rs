@@ -1,11 +1,12 @@
 //! Multipart uploads: Create, UploadPart, Complete, Abort, ListParts,
 //! ListMultipartUploads.
 
+use super::access::Caller;
 use super::object::{
     ChecksumFields, checksum_fields, copy_source, etag, standard_headers, write_condition,
 };
 use super::upload::{BodyLimits, checksum_request, receive};
-use super::{authorized_bucket, caller, now_ms, outcome, timestamp};
+use super::{now_ms, outcome, timestamp};
 use crate::checksum::{self, Algorithm};
 use crate::data::WrittenData;
 use crate::state::Gateway;
@@ -68,9 +69,11 @@ pub(super) async fn create(
     gw: &Gateway,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = who
+        .object(gw, &input.bucket, "s3:PutObject", &input.key, None)
+        .await?;
     let algorithm = input
         .checksum_algorithm
         .as_ref()
@@ -138,7 +141,7 @@ pub(super) async fn create(
         key: input.key.clone(),
         upload_id: upload_id.clone(),
         initiated_ms: now_ms(),
-        owner: who,
+        owner: who.writer(&bucket),
         content_type: std.content_type,
         headers: std.headers,
         user_metadata: std.user_metadata,
@@ -171,11 +174,13 @@ pub(super) async fn upload_part(
     gw: &Gateway,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let request = checksum_request(&req.headers)?;
     let trailers = req.trailing_headers.clone();
     let input = req.input;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = who
+        .object(gw, &input.bucket, "s3:PutObject", &input.key, None)
+        .await?;
     if !(1..=MAX_PART_NUMBER).contains(&input.part_number) {
         return Err(s3_error!(
             InvalidArgument,
@@ -306,9 +311,11 @@ pub(super) async fn upload_part_copy(
     gw: &Gateway,
     req: S3Request<UploadPartCopyInput>,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = who
+        .object(gw, &input.bucket, "s3:PutObject", &input.key, None)
+        .await?;
     if !(1..=MAX_PART_NUMBER).contains(&input.part_number) {
         return Err(s3_error!(
             InvalidArgument,
@@ -442,9 +449,11 @@ pub(super) async fn complete(
     gw: &Gateway,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = who
+        .object(gw, &input.bucket, "s3:PutObject", &input.key, None)
+        .await?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     let upload = upload_record(gw, &bucket, &input.key, &input.upload_id).await?;
     let requested: Vec<CompletedPart> = input
@@ -660,9 +669,17 @@ pub(super) async fn abort(
     gw: &Gateway,
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = who
+        .object(
+            gw,
+            &input.bucket,
+            "s3:AbortMultipartUpload",
+            &input.key,
+            None,
+        )
+        .await?;
     outcome(
         gw.meta
             .data(Command::AbortUpload {
@@ -682,10 +699,18 @@ pub(super) async fn list_parts(
     gw: &Gateway,
     req: S3Request<ListPartsInput>,
 ) -> S3Result<S3Response<ListPartsOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
     super::non_negative(input.max_parts, "max-parts")?;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = who
+        .object(
+            gw,
+            &input.bucket,
+            "s3:ListMultipartUploadParts",
+            &input.key,
+            None,
+        )
+        .await?;
     let upload = upload_record(gw, &bucket, &input.key, &input.upload_id).await?;
     let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
     let (parts, truncated) =
@@ -731,10 +756,12 @@ pub(super) async fn list_uploads(
     gw: &Gateway,
     req: S3Request<ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
     super::non_negative(input.max_uploads, "max-uploads")?;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = who
+        .bucket(gw, &input.bucket, "s3:ListBucketMultipartUploads")
+        .await?;
     let group = group_of(gw, &bucket)?;
     let max = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
     let prefix = input.prefix.clone().unwrap_or_default();

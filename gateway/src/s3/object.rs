@@ -1,8 +1,9 @@
 //! Object operations: PutObject, GetObject, HeadObject, DeleteObject(s),
 //! CopyObject.
 
+use super::access::{Caller, versioned};
 use super::upload::{BodyLimits, checksum_request, receive};
-use super::{authorized_bucket, caller, now_ms, outcome, timestamp};
+use super::{now_ms, outcome, timestamp};
 use crate::config::MAX_PUT_OBJECT_BYTES;
 use crate::refs::WriteSession;
 use crate::state::Gateway;
@@ -254,12 +255,14 @@ pub(super) async fn put(
     gw: &Gateway,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let request = checksum_request(&req.headers)?;
     let trailers = req.trailing_headers.clone();
     let integrity = super::lock::require_integrity(&req.headers);
     let input = req.input;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = who
+        .object(gw, &input.bucket, "s3:PutObject", &input.key, None)
+        .await?;
     if input
         .content_length
         .is_some_and(|l| l as u64 > MAX_PUT_OBJECT_BYTES)
@@ -323,7 +326,7 @@ pub(super) async fn put(
         data: written.data.into_object_data(size),
         seq: 0,
         null_version: false,
-        owner: who.clone(),
+        owner: who.writer(&bucket),
         noncurrent_since_ms: None,
         tags,
         retention,
@@ -492,10 +495,13 @@ pub(super) async fn get(
     gw: &Gateway,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     let asked = version_ref(input.version_id.as_deref())?;
+    let action = versioned("s3:GetObject", input.version_id.as_deref());
+    let bucket = who
+        .object(gw, &input.bucket, &action, &input.key, asked)
+        .await?;
     let rec = object_version(gw, &bucket, &input.key, asked).await?;
     check_read_preconditions(
         &rec,
@@ -563,10 +569,13 @@ pub(super) async fn head(
     gw: &Gateway,
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     let asked = version_ref(input.version_id.as_deref())?;
+    let action = versioned("s3:GetObject", input.version_id.as_deref());
+    let bucket = who
+        .object(gw, &input.bucket, &action, &input.key, asked)
+        .await?;
     let rec = object_version(gw, &bucket, &input.key, asked).await?;
     check_read_preconditions(
         &rec,
@@ -624,7 +633,7 @@ pub(super) async fn attributes(
     gw: &Gateway,
     req: S3Request<GetObjectAttributesInput>,
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
     super::non_negative(input.max_parts, "max-parts")?;
     let want = |a: &str| input.object_attributes.iter().any(|x| x.as_str() == a);
@@ -646,8 +655,11 @@ pub(super) async fn attributes(
             "Invalid attribute name specified."
         ));
     }
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     let asked = version_ref(input.version_id.as_deref())?;
+    let action = versioned("s3:GetObjectAttributes", input.version_id.as_deref());
+    let bucket = who
+        .object(gw, &input.bucket, &action, &input.key, asked)
+        .await?;
     let rec = object_version(gw, &bucket, &input.key, asked).await?;
     let checksum = rec
         .checksum
@@ -715,9 +727,13 @@ pub(super) async fn delete(
     gw: &Gateway,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let version = version_ref(input.version_id.as_deref())?;
+    let action = versioned("s3:DeleteObject", input.version_id.as_deref());
+    let bucket = who
+        .object(gw, &input.bucket, &action, &input.key, version)
+        .await?;
     let if_match = match input.if_match {
         None => None,
         Some(ETagCondition::Any) => {
@@ -728,9 +744,14 @@ pub(super) async fn delete(
         }
         Some(ETagCondition::ETag(e)) => Some(e.value().to_owned()),
     };
-    let version = version_ref(input.version_id.as_deref())?;
-    let bypass_governance =
-        super::lock::bypass(gw, &who, &bucket, input.bypass_governance_retention);
+    let bypass_governance = super::lock::bypass(
+        gw,
+        &who,
+        &bucket,
+        &input.key,
+        input.bypass_governance_retention,
+    )
+    .await?;
     // Deleting a missing key succeeds, as in S3, and leaves nothing behind.
     let o = gw
         .meta
@@ -744,7 +765,7 @@ pub(super) async fn delete(
                 bypass_governance,
             }],
             now_ms: now_ms(),
-            owner: who,
+            owner: who.writer(&bucket),
         })
         .await?;
     let one = match o {
@@ -773,9 +794,14 @@ pub(super) async fn delete_many(
     gw: &Gateway,
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = gw
+        .meta
+        .bucket(&input.bucket)
+        .await?
+        .ok_or_else(|| s3_error!(NoSuchBucket, "The specified bucket does not exist"))?;
+    let decider = who.decider(gw, &bucket).await?;
     let objects = input.delete.objects;
     if objects.len() > MAX_DELETE_OBJECTS {
         return Err(s3_error!(
@@ -784,12 +810,18 @@ pub(super) async fn delete_many(
         ));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
-    let bypass_governance =
-        super::lock::bypass(gw, &who, &bucket, input.bypass_governance_retention);
-    // A malformed version id fails its key alone, as in S3.
+    let bypass_asked = input.bypass_governance_retention == Some(true);
+    // A malformed version id, or a key the caller may not delete, fails
+    // that key alone, as in S3.
     let versions: Vec<S3Result<Option<VersionRef>>> = objects
         .iter()
-        .map(|o| version_ref(o.version_id.as_deref()))
+        .map(|o| {
+            let action = versioned("s3:DeleteObject", o.version_id.as_deref());
+            if !decider.allows(&action, Some(&o.key), None) {
+                return Err(s3_error!(AccessDenied, "Access Denied"));
+            }
+            version_ref(o.version_id.as_deref())
+        })
         .collect();
     let deletions = objects
         .iter()
@@ -800,7 +832,8 @@ pub(super) async fn delete_many(
                 version: *v.as_ref().ok()?,
                 if_match: o.e_tag.as_ref().map(|e| e.value().to_owned()),
                 marker: VersionId(cairn_node::random::random()),
-                bypass_governance,
+                bypass_governance: bypass_asked
+                    && decider.allows("s3:BypassGovernanceRetention", Some(&o.key), None),
             })
         })
         .collect::<Vec<_>>();
@@ -813,7 +846,7 @@ pub(super) async fn delete_many(
             bucket: bucket.id,
             deletions,
             now_ms: now_ms(),
-            owner: who,
+            owner: who.writer(&bucket),
         })
         .await?
     {
@@ -881,10 +914,13 @@ pub(super) async fn acl(
     gw: &Gateway,
     req: S3Request<GetObjectAclInput>,
 ) -> S3Result<S3Response<GetObjectAclOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     let asked = version_ref(input.version_id.as_deref())?;
+    let action = versioned("s3:GetObjectAcl", input.version_id.as_deref());
+    let bucket = who
+        .object(gw, &input.bucket, &action, &input.key, asked)
+        .await?;
     object_version(gw, &bucket, &input.key, asked).await?;
     let (owner, grants) = super::bucket::owner_full_control(&bucket.owner);
     Ok(S3Response::new(GetObjectAclOutput {
@@ -899,12 +935,12 @@ pub(super) async fn acl(
 /// UploadPartCopy).
 pub(crate) async fn copy_source(
     gw: &Gateway,
-    who: &str,
+    who: &Caller,
     source: &CopySource,
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
 ) -> S3Result<(BucketRecord, String, ObjectEntry)> {
-    let (src_bucket, src_key, src_version) = match source {
+    let (src_bucket, src_key, src_version, action) = match source {
         CopySource::Bucket {
             bucket,
             key,
@@ -913,6 +949,7 @@ pub(crate) async fn copy_source(
             bucket.to_string(),
             key.to_string(),
             version_ref(version_id.as_deref())?,
+            versioned("s3:GetObject", version_id.as_deref()),
         ),
         _ => {
             return Err(s3_error!(
@@ -921,7 +958,9 @@ pub(crate) async fn copy_source(
             ));
         }
     };
-    let src_bucket = authorized_bucket(gw, who, &src_bucket).await?;
+    let src_bucket = who
+        .object(gw, &src_bucket, &action, &src_key, src_version)
+        .await?;
     // A delete marker cannot be copied: 400 InvalidRequest, as in S3,
     // when it is named; NoSuchKey when it is the latest.
     let src = match object_version(gw, &src_bucket, &src_key, src_version).await {
@@ -973,10 +1012,12 @@ pub(super) async fn copy(
     gw: &Gateway,
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let condition = copy_condition(&req.headers)?;
     let input = req.input;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
+    let bucket = who
+        .object(gw, &input.bucket, "s3:PutObject", &input.key, None)
+        .await?;
     let (src_bucket, src_key, src) = copy_source(
         gw,
         &who,
@@ -1013,7 +1054,7 @@ pub(super) async fn copy(
     }
     let mut rec = src.clone();
     rec.version = VersionId(cairn_node::random::random());
-    rec.owner = who.clone();
+    rec.owner = who.writer(&bucket);
     // Object Lock settings and ACLs are not copied (the copy gets what
     // the request asks, or the destination's defaults); tags are.
     (rec.retention, rec.legal_hold) = super::lock::requested(

@@ -2,12 +2,12 @@
 //! CreateMultipartUpload; Put/Get/DeleteObjectTagging) and a bucket's
 //! (Put/Get/DeleteBucketTagging), with S3's limits and errors.
 
-use super::bucket::owned_bucket;
+use super::access::{Caller, versioned};
 use super::object::{object_version, version_ref};
-use super::{authorized_bucket, caller, outcome};
+use super::outcome;
 use crate::state::Gateway;
 use cairn::command::{Command, Outcome};
-use cairn::record::{self, ConfigKind, ObjectEntry};
+use cairn::record::{ConfigKind, ObjectEntry};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -68,7 +68,7 @@ pub(crate) fn validate(tags: &Tags, max: usize) -> S3Result<()> {
     Ok(())
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -156,14 +156,15 @@ fn version_of(o: &Outcome) -> Option<String> {
 
 async fn set_tags(
     gw: &Gateway,
-    who: &str,
-    bucket: &str,
+    who: &Caller,
+    (bucket, action): (&str, &'static str),
     key: String,
-    version: Option<&str>,
+    version_id: Option<&str>,
     tags: Tags,
 ) -> S3Result<Option<String>> {
-    let bucket = authorized_bucket(gw, who, bucket).await?;
-    let version = version_ref(version)?;
+    let version = version_ref(version_id)?;
+    let action = versioned(action, version_id);
+    let bucket = who.object(gw, bucket, &action, &key, version).await?;
     let o = gw
         .meta
         .data(Command::SetTags {
@@ -182,13 +183,13 @@ pub(super) async fn put_object(
     gw: &Gateway,
     req: S3Request<PutObjectTaggingInput>,
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
     let tags = from_set(input.tagging.tag_set, MAX_OBJECT_TAGS)?;
     let version_id = set_tags(
         gw,
         &who,
-        &input.bucket,
+        (&input.bucket, "s3:PutObjectTagging"),
         input.key,
         input.version_id.as_deref(),
         tags,
@@ -201,10 +202,13 @@ pub(super) async fn get_object(
     gw: &Gateway,
     req: S3Request<GetObjectTaggingInput>,
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
-    let bucket = authorized_bucket(gw, &who, &input.bucket).await?;
     let asked = version_ref(input.version_id.as_deref())?;
+    let action = versioned("s3:GetObjectTagging", input.version_id.as_deref());
+    let bucket = who
+        .object(gw, &input.bucket, &action, &input.key, asked)
+        .await?;
     let e = object_version(gw, &bucket, &input.key, asked).await?;
     Ok(S3Response::new(GetObjectTaggingOutput {
         tag_set: to_set(&e.tags),
@@ -216,12 +220,12 @@ pub(super) async fn delete_object(
     gw: &Gateway,
     req: S3Request<DeleteObjectTaggingInput>,
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
     let version_id = set_tags(
         gw,
         &who,
-        &input.bucket,
+        (&input.bucket, "s3:DeleteObjectTagging"),
         input.key,
         input.version_id.as_deref(),
         Vec::new(),
@@ -233,25 +237,21 @@ pub(super) async fn delete_object(
     ))
 }
 
-async fn set_bucket_tags(gw: &Gateway, who: &str, name: &str, tags: Option<Tags>) -> S3Result<()> {
-    let bucket = owned_bucket(gw, who, name).await?;
-    outcome(
-        gw.meta
-            .system(Command::PutBucketConfig {
-                name: bucket.name.clone(),
-                bucket: bucket.id,
-                kind: ConfigKind::Tagging,
-                value: tags.map(|t| record::encode(&t)),
-            })
-            .await?,
-    )
+async fn set_bucket_tags(
+    gw: &Gateway,
+    who: &Caller,
+    name: &str,
+    tags: Option<Tags>,
+) -> S3Result<()> {
+    let bucket = who.bucket(gw, name, "s3:PutBucketTagging").await?;
+    super::bucket::put_config(gw, &bucket, ConfigKind::Tagging, tags.as_ref()).await
 }
 
 pub(super) async fn put_bucket(
     gw: &Gateway,
     req: S3Request<PutBucketTaggingInput>,
 ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     let input = req.input;
     let tags = from_set(input.tagging.tag_set, MAX_BUCKET_TAGS)?;
     set_bucket_tags(gw, &who, &input.bucket, Some(tags)).await?;
@@ -262,8 +262,10 @@ pub(super) async fn get_bucket(
     gw: &Gateway,
     req: S3Request<GetBucketTaggingInput>,
 ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
-    let who = caller(&req)?;
-    let bucket = authorized_bucket(gw, &who, &req.input.bucket).await?;
+    let who = Caller::of(&req);
+    let bucket = who
+        .bucket(gw, &req.input.bucket, "s3:GetBucketTagging")
+        .await?;
     let tags: Option<Tags> = gw
         .meta
         .bucket_config(bucket.id, ConfigKind::Tagging)
@@ -280,7 +282,7 @@ pub(super) async fn delete_bucket(
     gw: &Gateway,
     req: S3Request<DeleteBucketTaggingInput>,
 ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
-    let who = caller(&req)?;
+    let who = Caller::of(&req);
     set_bucket_tags(gw, &who, &req.input.bucket, None).await?;
     Ok(S3Response::with_status(
         DeleteBucketTaggingOutput::default(),
