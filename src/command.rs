@@ -17,7 +17,7 @@ use crate::id::ChunkId;
 use crate::layout::Layout;
 use crate::record::{
     self, AccessKeyRecord, BucketId, BucketRecord, BucketSettings, BucketStats, ChunkState,
-    ConfigKind, DefaultRetention, DeleteMarker, DropRecord, GroupStats, IntentRecord,
+    ConfigKind, DefaultRetention, DeleteMarker, DropRecord, Grant, GroupStats, IntentRecord,
     LifecycleConfig, MetaKey, ObjectData, ObjectEntry, PartRecord, RefRecord, Referrer, RequestId,
     Retention, SegmentChunks, Table, UploadRecord, VersionId, VersionRef, Versioning, keys,
 };
@@ -403,6 +403,17 @@ pub enum Command {
         /// Most objects.
         max_objects: Option<u64>,
     },
+    /// Data group: replace a version's ACL grants.
+    SetGrants {
+        /// Bucket.
+        bucket: BucketId,
+        /// Key.
+        key: String,
+        /// The version (`None`: the latest).
+        version: Option<VersionRef>,
+        /// The grants beyond its owner's full control.
+        grants: Vec<Grant>,
+    },
 }
 
 impl Command {
@@ -448,6 +459,7 @@ impl Command {
             | Self::SetRetention { bucket, .. }
             | Self::SetLegalHold { bucket, .. }
             | Self::SetTags { bucket, .. }
+            | Self::SetGrants { bucket, .. }
             | Self::CreateUpload { bucket, .. }
             | Self::PutPart { bucket, .. }
             | Self::CompleteUpload { bucket, .. }
@@ -1053,7 +1065,18 @@ pub fn apply(txn: &mut impl Txn, index: u64, command: &Command) -> Outcome {
                 tags,
             } => {
                 unsealed(txn, *bucket)?;
-                versions::set_tags(txn, *bucket, key, *version, tags.clone())
+                let tags = tags.clone();
+                versions::set_field(txn, *bucket, key, *version, |e| e.tags = tags)
+            }
+            Command::SetGrants {
+                bucket,
+                key,
+                version,
+                grants,
+            } => {
+                unsealed(txn, *bucket)?;
+                let grants = grants.clone();
+                versions::set_field(txn, *bucket, key, *version, |e| e.grants = grants)
             }
             Command::SetLegalHold {
                 bucket,

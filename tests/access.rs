@@ -1,15 +1,15 @@
 //! Access control against a real cluster: bucket policies (anonymous
 //! readers, other keys, conditions on the request, explicit deny over
-//! allow), Public Access Block, Object Ownership and the keys the operator
-//! allowed, through `aws-sdk-s3` signed as different keys and unsigned
+//! allow), ACLs, Public Access Block, Object Ownership and the keys the
+//! operator allowed, through `aws-sdk-s3` signed as different keys and unsigned
 //! HTTP. Every allowed read is checked for its bytes; every refusal for
 //! leaving the object as it was.
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    Delete, ObjectIdentifier, ObjectOwnership, OwnershipControls, OwnershipControlsRule,
-    PublicAccessBlockConfiguration,
+    BucketCannedAcl, Delete, ObjectCannedAcl, ObjectIdentifier, ObjectOwnership, OwnershipControls,
+    OwnershipControlsRule, PublicAccessBlockConfiguration,
 };
 use cairn_tests::{Cluster, client, digest, get_bytes, pattern, put_bytes};
 
@@ -431,4 +431,269 @@ async fn allowed_keys_use_a_bucket_but_do_not_configure_it() {
     set_policy(&alice, b, &deny).await.unwrap();
     assert_eq!(get_code(&dave, b, "d.bin").await, "AccessDenied");
     assert_eq!(digest(&get_bytes(&alice, b, "d.bin").await), digest(&data));
+}
+
+#[tokio::test]
+async fn acls_grant_where_object_ownership_enables_them() {
+    let cluster = Cluster::start(6).await;
+    let endpoint = cluster.endpoint(0);
+    let (alice_id, alice_secret) = cluster.create_key("alice").await.unwrap();
+    let (bob_id, bob_secret) = cluster.create_key("bob").await.unwrap();
+    let (carol_id, carol_secret) = cluster.create_key("carol").await.unwrap();
+    let alice = client(&endpoint, &alice_id, &alice_secret);
+    let bob = client(&endpoint, &bob_id, &bob_secret);
+    let carol = client(&endpoint, &carol_id, &carol_secret);
+    let http = reqwest::Client::new();
+    let put_acl = |s3: &aws_sdk_s3::Client, b: &str, k: &str, acl: ObjectCannedAcl| {
+        let s3 = s3.clone();
+        let (b, k) = (b.to_owned(), k.to_owned());
+        async move {
+            s3.put_object()
+                .bucket(b)
+                .key(k)
+                .acl(acl)
+                .body(ByteStream::from(pattern(9, 3000)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| code(&e.into_service_error()))
+        }
+    };
+
+    // A new bucket disables ACLs: only the owner's full control is taken.
+    let enforced = "acl-enforced";
+    alice.create_bucket().bucket(enforced).send().await.unwrap();
+    assert_eq!(
+        put_acl(&alice, enforced, "k", ObjectCannedAcl::PublicRead).await,
+        Err("AccessControlListNotSupported".into())
+    );
+    let e = alice.head_object().bucket(enforced).key("k").send().await;
+    assert!(e.is_err(), "a refused PUT writes nothing");
+    put_acl(
+        &alice,
+        enforced,
+        "k",
+        ObjectCannedAcl::BucketOwnerFullControl,
+    )
+    .await
+    .unwrap();
+    let e = alice
+        .put_bucket_acl()
+        .bucket(enforced)
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&e.into_service_error()),
+        "AccessControlListNotSupported"
+    );
+    let acl = alice
+        .get_bucket_acl()
+        .bucket(enforced)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acl.grants().len(), 1);
+    assert_eq!(
+        acl.grants()[0].permission().unwrap().as_str(),
+        "FULL_CONTROL"
+    );
+    assert_eq!(acl.owner().unwrap().id(), Some(alice_id.as_str()));
+    // And a public bucket ACL cannot come with it at creation.
+    let e = alice
+        .create_bucket()
+        .bucket("acl-public-at-birth")
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&e.into_service_error()),
+        "InvalidBucketAclWithObjectOwnership"
+    );
+
+    // ObjectWriter: ACLs apply.
+    let b = "acl-writer";
+    alice
+        .create_bucket()
+        .bucket(b)
+        .object_ownership(ObjectOwnership::ObjectWriter)
+        .send()
+        .await
+        .unwrap();
+    put_acl(&alice, b, "open.bin", ObjectCannedAcl::PublicRead)
+        .await
+        .unwrap();
+    put_acl(&alice, b, "closed.bin", ObjectCannedAcl::Private)
+        .await
+        .unwrap();
+    let r = http
+        .get(format!("{endpoint}/{b}/open.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(digest(&r.bytes().await.unwrap()), digest(&pattern(9, 3000)));
+    let closed_url = format!("{endpoint}/{b}/closed.bin");
+    assert_eq!(http.get(&closed_url).send().await.unwrap().status(), 403);
+    // A grant to Bob on one object lets Bob, and nobody else, read it.
+    assert_eq!(get_code(&bob, b, "closed.bin").await, "AccessDenied");
+    alice
+        .put_object_acl()
+        .bucket(b)
+        .key("closed.bin")
+        .grant_read(format!("id={bob_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        digest(&get_bytes(&bob, b, "closed.bin").await),
+        digest(&pattern(9, 3000))
+    );
+    assert_eq!(get_code(&carol, b, "closed.bin").await, "AccessDenied");
+    let acl = alice
+        .get_object_acl()
+        .bucket(b)
+        .key("closed.bin")
+        .send()
+        .await
+        .unwrap();
+    let grants: Vec<(Option<&str>, &str)> = acl
+        .grants()
+        .iter()
+        .map(|g| {
+            (
+                g.grantee().and_then(|g| g.id()),
+                g.permission().unwrap().as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        grants,
+        [
+            (Some(alice_id.as_str()), "FULL_CONTROL"),
+            (Some(bob_id.as_str()), "READ")
+        ]
+    );
+    // Bob may not change that ACL (no WRITE_ACP), nor write the bucket.
+    let e = bob
+        .put_object_acl()
+        .bucket(b)
+        .key("closed.bin")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "AccessDenied");
+    assert_eq!(
+        put_acl(&bob, b, "bob.bin", ObjectCannedAcl::Private).await,
+        Err("AccessDenied".into())
+    );
+    // A bucket grant of WRITE lets Bob write; under ObjectWriter the
+    // object is his.
+    alice
+        .put_bucket_acl()
+        .bucket(b)
+        .grant_write(format!("id={bob_id}"))
+        .send()
+        .await
+        .unwrap();
+    put_acl(&bob, b, "bob.bin", ObjectCannedAcl::Private)
+        .await
+        .unwrap();
+    let acl = bob
+        .get_object_acl()
+        .bucket(b)
+        .key("bob.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acl.owner().unwrap().id(), Some(bob_id.as_str()));
+    // ACLs cannot be disabled while the bucket's grants reach others.
+    let enforce = OwnershipControls::builder()
+        .rules(
+            OwnershipControlsRule::builder()
+                .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let e = alice
+        .put_bucket_ownership_controls()
+        .bucket(b)
+        .ownership_controls(enforce.clone())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&e.into_service_error()),
+        "InvalidBucketAclWithObjectOwnership"
+    );
+
+    // Public Access Block: public ACLs refused, or ignored.
+    let block = |acls: bool, ignore: bool| {
+        PublicAccessBlockConfiguration::builder()
+            .block_public_acls(acls)
+            .ignore_public_acls(ignore)
+            .block_public_policy(false)
+            .restrict_public_buckets(false)
+            .build()
+    };
+    alice
+        .put_public_access_block()
+        .bucket(b)
+        .public_access_block_configuration(block(true, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        put_acl(&alice, b, "new.bin", ObjectCannedAcl::PublicRead).await,
+        Err("AccessDenied".into())
+    );
+    let e = alice
+        .put_object_acl()
+        .bucket(b)
+        .key("closed.bin")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e.into_service_error()), "AccessDenied");
+    assert_eq!(http.get(&closed_url).send().await.unwrap().status(), 403);
+    alice
+        .put_public_access_block()
+        .bucket(b)
+        .public_access_block_configuration(block(false, true))
+        .send()
+        .await
+        .unwrap();
+    let open_url = format!("{endpoint}/{b}/open.bin");
+    assert_eq!(http.get(&open_url).send().await.unwrap().status(), 403);
+    alice
+        .delete_public_access_block()
+        .bucket(b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(http.get(&open_url).send().await.unwrap().status(), 200);
+    // With the bucket's grants gone, ACLs can be disabled, and then the
+    // object grants count for nothing.
+    alice
+        .put_bucket_acl()
+        .bucket(b)
+        .acl(BucketCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    alice
+        .put_bucket_ownership_controls()
+        .bucket(b)
+        .ownership_controls(enforce)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(http.get(&open_url).send().await.unwrap().status(), 403);
+    assert_eq!(get_code(&bob, b, "closed.bin").await, "AccessDenied");
 }

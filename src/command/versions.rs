@@ -558,13 +558,14 @@ pub(super) fn set_retention(
     Ok(Outcome::Ok)
 }
 
-/// Replace a version's tags; the outcome names the version.
-pub(super) fn set_tags(
+/// Change what a version carries beside its bytes (its tags, its
+/// grants); the outcome names the version.
+pub(super) fn set_field(
     txn: &mut impl Txn,
     bucket: BucketId,
     key: &str,
     version: Option<VersionRef>,
-    tags: Vec<(String, String)>,
+    change: impl FnOnce(&mut ObjectEntry),
 ) -> Result<Outcome, Outcome> {
     let found = match find(txn, bucket, key, version)? {
         None if version.is_some() => return Ok(Outcome::NoSuchVersion),
@@ -572,7 +573,7 @@ pub(super) fn set_tags(
         Some(f) => f,
     };
     let version_id = found.record().version_id();
-    rewrite(txn, bucket, key, found, |e| e.tags = tags)?;
+    rewrite(txn, bucket, key, found, change)?;
     Ok(Outcome::Versioned { version_id })
 }
 

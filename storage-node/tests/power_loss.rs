@@ -139,17 +139,22 @@ async fn run(seed: u64, fsync: bool) -> Result<(), String> {
             _ => vec![0, 1, 2],
         };
         eprintln!("seed {seed}: cut {cut}: power lost on nodes {victims:?}");
+        // Each step is named, so a run that stops making progress says
+        // where.
         for &v in &victims {
             nodes[v].stop().await;
+            eprintln!("seed {seed}: cut {cut}: node {v} stopped");
             disks[v].power_loss(|n| rng.random_range(0..=n));
         }
         for &v in &victims {
             let (dir, addr) = (nodes[v].dir.clone(), nodes[v].addr.clone());
             nodes[v] = start_on(&disks[v], dir, &addr, fsync).await;
+            eprintln!("seed {seed}: cut {cut}: node {v} restarted");
         }
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..MAX_WRITING_MS))).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let round = writer.await.unwrap();
+        eprintln!("seed {seed}: cut {cut}: writer stopped");
         shards.extend(round.shards);
         acked.extend(round.keys);
         // Every shard a node acknowledged is still there, verified.

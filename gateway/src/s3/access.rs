@@ -8,7 +8,7 @@ use super::now_ms;
 use crate::state::Gateway;
 use cairn::access::{self, Ownership, PublicAccessBlock};
 use cairn::policy::{self, Policy};
-use cairn::record::{BucketRecord, ConfigKind, Grant, VersionRef};
+use cairn::record::{BucketRecord, ConfigKind, Grant, Grantee, Permission, VersionRef};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use std::collections::BTreeMap;
@@ -150,7 +150,10 @@ pub(crate) async fn ownership(gw: &Gateway, bucket: &BucketRecord) -> S3Result<O
     })
 }
 
-async fn public_access_block(gw: &Gateway, bucket: &BucketRecord) -> S3Result<PublicAccessBlock> {
+pub(crate) async fn public_access_block(
+    gw: &Gateway,
+    bucket: &BucketRecord,
+) -> S3Result<PublicAccessBlock> {
     Ok(gw
         .meta
         .bucket_config(bucket.id, ConfigKind::PublicAccessBlock)
@@ -270,7 +273,14 @@ impl Caller {
             return Ok(false);
         }
         let grants = match super::object::object_version(gw, bucket, key, version).await {
-            Ok(e) => e.grants,
+            // Its owner's full control is implied.
+            Ok(mut e) => {
+                e.grants.push(Grant {
+                    grantee: Grantee::User(e.owner),
+                    permission: Permission::FullControl,
+                });
+                e.grants
+            }
             // Whether it exists is not told to a caller who may not read it.
             Err(_) => return Ok(false),
         };
@@ -525,6 +535,16 @@ pub(super) async fn put_ownership(
         ObjectOwnership::OBJECT_WRITER => Ownership::ObjectWriter,
         _ => return Err(malformed()),
     };
+    if o == Ownership::BucketOwnerEnforced {
+        // ACLs can be disabled only once the bucket's grants are gone.
+        let grants: Option<Vec<Grant>> = gw.meta.bucket_config(bucket.id, ConfigKind::Acl).await?;
+        if grants.is_some_and(|g| !g.is_empty()) {
+            return Err(s3_error!(
+                InvalidBucketAclWithObjectOwnership,
+                "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+            ));
+        }
+    }
     put_config(gw, &bucket, ConfigKind::Ownership, Some(&Some(o))).await?;
     Ok(S3Response::new(PutBucketOwnershipControlsOutput::default()))
 }

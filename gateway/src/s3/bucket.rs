@@ -3,6 +3,7 @@
 use super::access::Caller;
 use super::{now_ms, outcome, timestamp};
 use crate::state::Gateway;
+use cairn::access::Ownership;
 use cairn::command::{Command, Outcome};
 use cairn::record::{
     self, BucketId, BucketRecord, BucketSettings, ConfigKind, GroupId, Table, Versioning, keys,
@@ -59,7 +60,7 @@ pub(crate) async fn create_owned(
     name: &str,
     owner: &str,
     object_lock: bool,
-) -> S3Result<()> {
+) -> S3Result<BucketRecord> {
     let record = BucketRecord {
         id: BucketId(cairn_node::random::random()),
         name: name.to_owned(),
@@ -82,7 +83,9 @@ pub(crate) async fn create_owned(
                 .await?,
         )?;
     }
-    outcome(gw.meta.system(Command::CreateBucket { record }).await?)
+    let created = record.clone();
+    outcome(gw.meta.system(Command::CreateBucket { record }).await?)?;
+    Ok(created)
 }
 
 /// Whether S3 refuses `name` for a new bucket beyond the syntax s3s
@@ -122,8 +125,54 @@ pub(super) async fn create(
             "The specified location-constraint is not valid"
         ));
     }
-    let lock = req.input.object_lock_enabled_for_bucket == Some(true);
-    create_owned(gw, &req.input.bucket, &who, lock).await?;
+    let input = &req.input;
+    let ownership = match input.object_ownership.as_ref().map(|o| o.as_str()) {
+        None => None,
+        Some(ObjectOwnership::BUCKET_OWNER_ENFORCED) => Some(Ownership::BucketOwnerEnforced),
+        Some(ObjectOwnership::BUCKET_OWNER_PREFERRED) => Some(Ownership::BucketOwnerPreferred),
+        Some(ObjectOwnership::OBJECT_WRITER) => Some(Ownership::ObjectWriter),
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Invalid x-amz-object-ownership header"
+            ));
+        }
+    };
+    let asked = super::acl::from_headers(
+        input.acl.as_ref().map(|a| a.as_str()),
+        super::acl::GrantHeaders {
+            full_control: input.grant_full_control.as_deref(),
+            read: input.grant_read.as_deref(),
+            read_acp: input.grant_read_acp.as_deref(),
+            write: input.grant_write.as_deref(),
+            write_acp: input.grant_write_acp.as_deref(),
+        },
+        &who,
+        true,
+    )?;
+    let grants_others = asked.as_ref().is_some_and(|a| {
+        a.grants.iter().any(|g| {
+            g.permission != cairn::record::Permission::FullControl
+                || g.grantee != cairn::record::Grantee::User(who.clone())
+        })
+    });
+    let enforced = ownership.is_none_or(|o| o == Ownership::BucketOwnerEnforced);
+    if enforced && grants_others {
+        return Err(s3_error!(
+            InvalidBucketAclWithObjectOwnership,
+            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+        ));
+    }
+    let lock = input.object_lock_enabled_for_bucket == Some(true);
+    let bucket = create_owned(gw, &input.bucket, &who, lock).await?;
+    // Written once the bucket is there: until then it has S3's defaults
+    // (BucketOwnerEnforced, no grants), which refuse more, never less.
+    if let Some(o) = ownership.filter(|o| *o != Ownership::BucketOwnerEnforced) {
+        put_config(gw, &bucket, ConfigKind::Ownership, Some(&Some(o))).await?;
+    }
+    if let Some(asked) = asked.filter(|_| grants_others) {
+        super::acl::set_bucket(gw, &bucket, asked).await?;
+    }
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{}", req.input.bucket)),
     }))
@@ -248,37 +297,6 @@ pub(super) async fn put_versioning(
             .await?,
     )?;
     Ok(S3Response::new(PutBucketVersioningOutput::default()))
-}
-
-/// The one ACL Cairn has: the owner holds FULL_CONTROL. Access is decided
-/// by keys and grants (`cairn bucket allow`), not ACLs; this answer keeps
-/// tools that read ACLs working.
-pub(crate) fn owner_full_control(owner: &str) -> (Owner, Vec<Grant>) {
-    let o = super::owner(owner);
-    let grant = Grant {
-        grantee: Some(Grantee {
-            display_name: Some(owner.to_owned()),
-            id: Some(owner.to_owned()),
-            type_: Type::from(Type::CANONICAL_USER.to_owned()),
-            email_address: None,
-            uri: None,
-        }),
-        permission: Some(Permission::from(Permission::FULL_CONTROL.to_owned())),
-    };
-    (o, vec![grant])
-}
-
-pub(super) async fn acl(
-    gw: &Gateway,
-    req: S3Request<GetBucketAclInput>,
-) -> S3Result<S3Response<GetBucketAclOutput>> {
-    let who = Caller::of(&req);
-    let bucket = who.bucket(gw, &req.input.bucket, "s3:GetBucketAcl").await?;
-    let (owner, grants) = owner_full_control(&bucket.owner);
-    Ok(S3Response::new(GetBucketAclOutput {
-        owner: Some(owner),
-        grants: Some(grants),
-    }))
 }
 
 /// Delete an empty bucket (shared with the admin API): its data group

@@ -2,6 +2,7 @@
 //! requests, verifies signatures and writes XML; these modules decide.
 
 pub(crate) mod access;
+mod acl;
 pub(crate) mod bucket;
 mod lifecycle;
 mod list;
@@ -419,13 +420,25 @@ impl S3 for CairnS3 {
         &self,
         req: S3Request<GetBucketAclInput>,
     ) -> S3Result<S3Response<GetBucketAclOutput>> {
-        bucket::acl(&self.gw, req).await
+        acl::get_bucket(&self.gw, req).await
+    }
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        acl::put_bucket(&self.gw, req).await
+    }
+    async fn put_object_acl(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        acl::put_object(&self.gw, req).await
     }
     async fn get_object_acl(
         &self,
         req: S3Request<GetObjectAclInput>,
     ) -> S3Result<S3Response<GetObjectAclOutput>> {
-        object::acl(&self.gw, req).await
+        acl::get_object(&self.gw, req).await
     }
     async fn list_objects(
         &self,

@@ -2,6 +2,7 @@
 //! ListMultipartUploads.
 
 use super::access::Caller;
+use super::acl::{self, GrantHeaders};
 use super::object::{
     ChecksumFields, checksum_fields, copy_source, etag, standard_headers, write_condition,
 };
@@ -136,12 +137,24 @@ pub(super) async fn create(
         input.expires.as_ref(),
         input.metadata,
     )?;
+    let asked = acl::from_headers(
+        input.acl.as_ref().map(|a| a.as_str()),
+        GrantHeaders::object(
+            input.grant_full_control.as_deref(),
+            input.grant_read.as_deref(),
+            input.grant_read_acp.as_deref(),
+            input.grant_write_acp.as_deref(),
+        ),
+        &bucket.owner,
+        false,
+    )?;
+    let (owner, grants) = acl::for_object(gw, &bucket, &who.writer(&bucket), asked).await?;
     let upload_id = hex::encode(cairn_node::random::random::<[u8; 16]>());
     let rec = UploadRecord {
         key: input.key.clone(),
         upload_id: upload_id.clone(),
         initiated_ms: now_ms(),
-        owner: who.writer(&bucket),
+        owner,
         content_type: std.content_type,
         headers: std.headers,
         user_metadata: std.user_metadata,
@@ -150,7 +163,7 @@ pub(super) async fn create(
         tags: super::tagging::from_header(input.tagging.as_deref())?,
         retention,
         legal_hold,
-        grants: Vec::new(),
+        grants,
     };
     outcome(
         gw.meta

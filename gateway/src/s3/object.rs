@@ -2,6 +2,7 @@
 //! CopyObject.
 
 use super::access::{Caller, versioned};
+use super::acl::{self, GrantHeaders};
 use super::upload::{BodyLimits, checksum_request, receive};
 use super::{now_ms, outcome, timestamp};
 use crate::config::MAX_PUT_OBJECT_BYTES;
@@ -291,6 +292,18 @@ pub(super) async fn put(
         integrity?;
     }
     let tags = super::tagging::from_header(input.tagging.as_deref())?;
+    let asked = acl::from_headers(
+        input.acl.as_ref().map(|a| a.as_str()),
+        GrantHeaders::object(
+            input.grant_full_control.as_deref(),
+            input.grant_read.as_deref(),
+            input.grant_read_acp.as_deref(),
+            input.grant_write_acp.as_deref(),
+        ),
+        &bucket.owner,
+        false,
+    )?;
+    let (owner, grants) = acl::for_object(gw, &bucket, &who.writer(&bucket), asked).await?;
     let version = VersionId(cairn_node::random::random());
     let referrer = Referrer::Object {
         bucket: bucket.id,
@@ -326,12 +339,12 @@ pub(super) async fn put(
         data: written.data.into_object_data(size),
         seq: 0,
         null_version: false,
-        owner: who.writer(&bucket),
+        owner,
         noncurrent_since_ms: None,
         tags,
         retention,
         legal_hold,
-        grants: Vec::new(),
+        grants,
     };
     // The object becomes visible here, if the condition still holds now.
     let commit = Command::PutObject {
@@ -910,26 +923,6 @@ pub(super) async fn delete_many(
     }))
 }
 
-pub(super) async fn acl(
-    gw: &Gateway,
-    req: S3Request<GetObjectAclInput>,
-) -> S3Result<S3Response<GetObjectAclOutput>> {
-    let who = Caller::of(&req);
-    let input = req.input;
-    let asked = version_ref(input.version_id.as_deref())?;
-    let action = versioned("s3:GetObjectAcl", input.version_id.as_deref());
-    let bucket = who
-        .object(gw, &input.bucket, &action, &input.key, asked)
-        .await?;
-    object_version(gw, &bucket, &input.key, asked).await?;
-    let (owner, grants) = super::bucket::owner_full_control(&bucket.owner);
-    Ok(S3Response::new(GetObjectAclOutput {
-        owner: Some(owner),
-        grants: Some(grants),
-        ..Default::default()
-    }))
-}
-
 /// Resolve and authorise an `x-amz-copy-source`, check its preconditions,
 /// and return `(bucket, key, entry)` (shared by CopyObject and
 /// UploadPartCopy).
@@ -1054,7 +1047,18 @@ pub(super) async fn copy(
     }
     let mut rec = src.clone();
     rec.version = VersionId(cairn_node::random::random());
-    rec.owner = who.writer(&bucket);
+    let asked = acl::from_headers(
+        input.acl.as_ref().map(|a| a.as_str()),
+        GrantHeaders::object(
+            input.grant_full_control.as_deref(),
+            input.grant_read.as_deref(),
+            input.grant_read_acp.as_deref(),
+            input.grant_write_acp.as_deref(),
+        ),
+        &bucket.owner,
+        false,
+    )?;
+    (rec.owner, rec.grants) = acl::for_object(gw, &bucket, &who.writer(&bucket), asked).await?;
     // Object Lock settings and ACLs are not copied (the copy gets what
     // the request asks, or the destination's defaults); tags are.
     (rec.retention, rec.legal_hold) = super::lock::requested(
@@ -1062,7 +1066,6 @@ pub(super) async fn copy(
         input.object_lock_retain_until_date.as_ref(),
         input.object_lock_legal_hold_status.as_ref(),
     )?;
-    rec.grants = Vec::new();
     match input.tagging_directive.as_ref().map(|d| d.as_str()) {
         None | Some(TaggingDirective::COPY) => {}
         Some(TaggingDirective::REPLACE) => {
