@@ -697,3 +697,55 @@ async fn acls_grant_where_object_ownership_enables_them() {
     assert_eq!(http.get(&open_url).send().await.unwrap().status(), 403);
     assert_eq!(get_code(&bob, b, "closed.bin").await, "AccessDenied");
 }
+
+/// An unsigned browser upload (POST Object) of `body` to `key`.
+async fn anonymous_post(http: &reqwest::Client, url: &str, key: &str, body: &[u8]) -> u16 {
+    let boundary = "cairn-test-boundary-7d1f";
+    let mut form = Vec::new();
+    form.extend(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n{key}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.bin\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    form.extend(body);
+    form.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+    http.post(url)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(form)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn unsigned_browser_uploads_only_where_a_policy_lets_anyone_write() {
+    let cluster = Cluster::start(6).await;
+    let endpoint = cluster.endpoint(0);
+    let s3 = cluster.s3();
+    let http = reqwest::Client::new();
+    let b = "dropbox";
+    s3.create_bucket().bucket(b).send().await.unwrap();
+    let url = format!("{endpoint}/{b}");
+    let body = pattern(11, 300_000);
+    assert_eq!(anonymous_post(&http, &url, "in/a.bin", &body).await, 403);
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::{b}/in/*"}}]}}"#
+    );
+    set_policy(&s3, b, &policy).await.unwrap();
+    assert_eq!(anonymous_post(&http, &url, "in/a.bin", &body).await, 204);
+    assert_eq!(digest(&get_bytes(&s3, b, "in/a.bin").await), digest(&body));
+    // The uploader may not read it back, nor write elsewhere.
+    let (status, _) = anonymous_get(&http, &format!("{url}/in/a.bin")).await;
+    assert_eq!(status, 403);
+    assert_eq!(anonymous_post(&http, &url, "out/b.bin", &body).await, 403);
+    let e = s3.head_object().bucket(b).key("out/b.bin").send().await;
+    assert!(e.is_err(), "a refused upload wrote nothing");
+}

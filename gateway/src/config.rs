@@ -12,6 +12,14 @@ pub const DEFAULT_INLINE_THRESHOLD_BYTES: usize = 16 << 10;
 pub const MAX_CHUNK_SIZE_BYTES: usize = 64 << 20;
 /// Largest object a single PUT may carry (S3's own limit is 5 GiB).
 pub const MAX_PUT_OBJECT_BYTES: u64 = 5 << 30;
+/// Largest file a browser POST upload may carry. s3s reads the whole file
+/// into memory before the handler sees it, so the bound is small; larger
+/// uploads from a browser go through multipart uploads with presigned
+/// URLs. (S3's own limit is 5 GiB.)
+pub const MAX_POST_OBJECT_BYTES: u64 = 16 << 20;
+/// POST uploads read at once: with [`MAX_POST_OBJECT_BYTES`], at most
+/// 64 MiB of buffered files. More wait for their turn.
+pub const MAX_CONCURRENT_POSTS: usize = 4;
 /// Chunks of one PUT being hashed, encoded or written at once. Bounds a PUT's
 /// memory to about this many chunks plus their parity.
 pub const PUT_PIPELINE_DEPTH: usize = 3;

@@ -111,10 +111,19 @@ impl s3s::access::S3Access for Anyone {
     }
 }
 
+/// What s3s reads of requests by itself.
+fn s3s_config() -> Arc<s3s::config::StaticConfigProvider> {
+    let mut c = s3s::config::S3Config::default();
+    c.post_object_max_file_size = crate::config::MAX_POST_OBJECT_BYTES;
+    Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(c)))
+}
+
 fn s3_service(gw: &Arc<Gateway>) -> S3Service {
     let mut trusted = S3ServiceBuilder::new(CairnS3::new(gw.clone()));
     trusted.set_host(Domains::new(gw.config.domains.clone()));
+    trusted.set_config(s3s_config());
     let mut builder = S3ServiceBuilder::new(CairnS3::new(gw.clone()));
+    builder.set_config(s3s_config());
     builder.set_auth(KeyAuth(gw.clone()));
     builder.set_access(Anyone);
     builder.set_host(Domains::new(gw.config.domains.clone()));
@@ -124,10 +133,39 @@ fn s3_service(gw: &Arc<Gateway>) -> S3Service {
     builder.build()
 }
 
-async fn s3_fallback(State(svc): State<Arc<S3Service>>, mut req: Request) -> Response {
+/// The S3 service and what bounds its requests before they reach it.
+struct S3Entry {
+    svc: S3Service,
+    // POST uploads being read into memory by s3s.
+    posts: tokio::sync::Semaphore,
+}
+
+/// Whether a request is a browser upload (POST Object), whose file s3s
+/// reads whole.
+fn is_post_upload(req: &Request) -> bool {
+    req.method() == http::Method::POST
+        && req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
+}
+
+async fn s3_fallback(State(entry): State<Arc<S3Entry>>, mut req: Request) -> Response {
     if let Some(refused) = headers::request(&mut req, cairn::clock::now_ms() / 1000) {
         return refused;
     }
+    let _post = if is_post_upload(&req) {
+        match entry.posts.acquire().await {
+            Ok(p) => Some(p),
+            Err(_) => {
+                return (http::StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+            }
+        }
+    } else {
+        None
+    };
+    let svc = &entry.svc;
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -225,7 +263,10 @@ async fn with_request_id_in_error(resp: Response, id: &str) -> (Response, Option
 
 /// The whole HTTP surface: admin API, health, metrics, and S3 for the rest.
 pub fn router(gw: Arc<Gateway>) -> Router {
-    let svc = Arc::new(s3_service(&gw));
+    let svc = Arc::new(S3Entry {
+        svc: s3_service(&gw),
+        posts: tokio::sync::Semaphore::new(crate::config::MAX_CONCURRENT_POSTS),
+    });
     let cors = axum::middleware::from_fn_with_state(gw.clone(), crate::cors::layer);
     crate::admin::router(gw)
         .fallback_service(Router::new().fallback(s3_fallback).with_state(svc))

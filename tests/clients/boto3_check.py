@@ -162,4 +162,73 @@ rules = [{
 s3.put_bucket_lifecycle_configuration(Bucket=VB, LifecycleConfiguration={"Rules": rules})
 got = s3.get_bucket_lifecycle_configuration(Bucket=VB)["Rules"]
 check(got == rules, f"lifecycle read back: {got}")
+
+# A browser upload (POST Object) with boto3's presigned POST: the signed
+# policy is enforced (lifetime, key, size) and the file lands whole.
+import time
+import urllib3
+
+http = urllib3.PoolManager()
+body = os.urandom(200_000)
+import base64
+digest_b64 = lambda b: base64.b64encode(hashlib.sha256(b).digest()).decode()
+fields = {
+    "success_action_status": "201",
+    "x-amz-meta-origin": "browser",
+    "x-amz-checksum-sha256": digest_b64(body),
+}
+post = s3.generate_presigned_post(
+    Bucket=VB,
+    Key="post/upload.bin",
+    Fields=fields,
+    Conditions=[{k: v} for k, v in fields.items()] + [["content-length-range", 1, 1 << 20]],
+    ExpiresIn=60,
+)
+r = http.request("POST", post["url"], fields={**post["fields"], "file": ("upload.bin", body)})
+check(r.status == 201 and b"<ETag>" in r.data, f"POST upload: {r.status} {r.data[:300]!r}")
+got = s3.get_object(Bucket=VB, Key="post/upload.bin", ChecksumMode="ENABLED")
+check(sha(got["Body"].read()) == sha(body), "content of the POST upload")
+check(got["Metadata"] == {"origin": "browser"}, f"metadata of the POST upload: {got['Metadata']}")
+check(got.get("ChecksumSHA256") == digest_b64(body), f"checksum of the POST upload: {got.get('ChecksumSHA256')}")
+# A file that does not match the checksum field is refused.
+wrong = s3.generate_presigned_post(
+    Bucket=VB,
+    Key="post/wrong.bin",
+    Fields={"x-amz-checksum-sha256": digest_b64(b"something else")},
+    Conditions=[{"x-amz-checksum-sha256": digest_b64(b"something else")}],
+    ExpiresIn=60,
+)
+r = http.request("POST", wrong["url"], fields={**wrong["fields"], "file": ("w.bin", body)})
+check(r.status == 400, f"POST with a wrong checksum: {r.status} {r.data[:300]!r}")
+too_big = os.urandom((1 << 20) + 1)
+r = http.request("POST", post["url"], fields={**post["fields"], "file": ("big.bin", too_big)})
+check(r.status == 400, f"POST beyond the policy's size range: {r.status}")
+other_key = {**post["fields"], "key": "post/elsewhere.bin", "file": ("x.bin", body)}
+r = http.request("POST", post["url"], fields=other_key)
+# S3 answers 403 AccessDenied; s3s, which checks the policy, 400
+# InvalidPolicyDocument. Either way nothing is written.
+check(r.status in (400, 403), f"POST to a key the policy does not name: {r.status}")
+import json
+forged = json.loads(base64.b64decode(post["fields"]["policy"]))
+forged["conditions"] = [c for c in forged["conditions"] if not isinstance(c, list)]
+forged_fields = {**post["fields"], "policy": base64.b64encode(json.dumps(forged).encode()).decode()}
+r = http.request("POST", post["url"], fields={**forged_fields, "file": ("big.bin", too_big)})
+check(r.status == 403, f"POST with a policy changed after signing: {r.status}")
+got = s3.get_object(Bucket=VB, Key="post/upload.bin")["Body"].read()
+check(sha(got) == sha(body), "a refused POST left the object as it was")
+for key in ("post/elsewhere.bin", "post/wrong.bin"):
+    try:
+        s3.head_object(Bucket=VB, Key=key)
+        check(False, f"a refused POST wrote {key}")
+    except s3.exceptions.ClientError:
+        pass
+short = s3.generate_presigned_post(Bucket=VB, Key="post/late.bin", ExpiresIn=1)
+time.sleep(2)
+r = http.request("POST", short["url"], fields={**short["fields"], "file": ("late.bin", body)})
+check(r.status == 403, f"POST with an expired policy: {r.status}")
+try:
+    s3.head_object(Bucket=VB, Key="post/late.bin")
+    check(False, "a refused POST wrote its object")
+except s3.exceptions.ClientError as e:
+    check(e.response["Error"]["Code"] in ("404", "NoSuchKey"), f"after a refused POST: {e}")
 print("boto3: all checks passed")

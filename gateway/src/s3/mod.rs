@@ -374,6 +374,12 @@ impl S3 for CairnS3 {
     ) -> S3Result<S3Response<PutObjectOutput>> {
         object::put(&self.gw, req).await
     }
+    async fn post_object(
+        &self,
+        req: S3Request<PostObjectInput>,
+    ) -> S3Result<S3Response<PostObjectOutput>> {
+        object::post(&self.gw, req).await
+    }
     async fn get_object(
         &self,
         req: S3Request<GetObjectInput>,

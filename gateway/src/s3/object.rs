@@ -373,6 +373,104 @@ pub(super) async fn put(
 
 /// Send the commit of a write that took chunk references, telling its
 /// session how it went (so that a failed write's references go at once).
+/// A browser upload (POST Object): its form, already checked against
+/// its signed policy by s3s, is a PUT.
+pub(super) async fn post(
+    gw: &Gateway,
+    req: S3Request<PostObjectInput>,
+) -> S3Result<S3Response<PostObjectOutput>> {
+    // The form's checksum fields are checked as a PUT's headers are.
+    let mut req = req;
+    let i = &req.input;
+    let fields = [
+        ("content-md5", i.content_md5.as_deref()),
+        ("x-amz-checksum-crc32", i.checksum_crc32.as_deref()),
+        ("x-amz-checksum-crc32c", i.checksum_crc32c.as_deref()),
+        ("x-amz-checksum-crc64nvme", i.checksum_crc64nvme.as_deref()),
+        ("x-amz-checksum-sha1", i.checksum_sha1.as_deref()),
+        ("x-amz-checksum-sha256", i.checksum_sha256.as_deref()),
+    ];
+    let mut headers = Vec::new();
+    for (name, value) in fields {
+        if let Some(v) = value {
+            let v = http::HeaderValue::from_str(v)
+                .map_err(|_| s3_error!(InvalidDigest, "The {name} you specified was invalid."))?;
+            headers.push((http::HeaderName::from_static(name), v));
+        }
+    }
+    req.headers.extend(headers);
+    let resp = put(gw, req.map_input(put_input_of_post)).await?;
+    let o = resp.output;
+    let mut out = S3Response::new(PostObjectOutput {
+        bucket_key_enabled: o.bucket_key_enabled,
+        checksum_crc32: o.checksum_crc32,
+        checksum_crc32c: o.checksum_crc32c,
+        checksum_crc64nvme: o.checksum_crc64nvme,
+        checksum_sha1: o.checksum_sha1,
+        checksum_sha256: o.checksum_sha256,
+        checksum_type: o.checksum_type,
+        e_tag: o.e_tag,
+        expiration: o.expiration,
+        request_charged: o.request_charged,
+        sse_customer_algorithm: o.sse_customer_algorithm,
+        sse_customer_key_md5: o.sse_customer_key_md5,
+        ssekms_encryption_context: o.ssekms_encryption_context,
+        ssekms_key_id: o.ssekms_key_id,
+        server_side_encryption: o.server_side_encryption,
+        size: o.size,
+        version_id: o.version_id,
+    });
+    out.headers = resp.headers;
+    Ok(out)
+}
+
+/// The PUT a POST upload's form amounts to.
+fn put_input_of_post(x: PostObjectInput) -> PutObjectInput {
+    PutObjectInput {
+        acl: x.acl,
+        body: x.body,
+        bucket: x.bucket,
+        bucket_key_enabled: x.bucket_key_enabled,
+        cache_control: x.cache_control,
+        checksum_algorithm: x.checksum_algorithm,
+        checksum_crc32: x.checksum_crc32,
+        checksum_crc32c: x.checksum_crc32c,
+        checksum_crc64nvme: x.checksum_crc64nvme,
+        checksum_sha1: x.checksum_sha1,
+        checksum_sha256: x.checksum_sha256,
+        content_disposition: x.content_disposition,
+        content_encoding: x.content_encoding,
+        content_language: x.content_language,
+        content_length: x.content_length,
+        content_md5: x.content_md5,
+        content_type: x.content_type,
+        expected_bucket_owner: x.expected_bucket_owner,
+        expires: x.expires,
+        grant_full_control: x.grant_full_control,
+        grant_read: x.grant_read,
+        grant_read_acp: x.grant_read_acp,
+        grant_write_acp: x.grant_write_acp,
+        if_match: x.if_match,
+        if_none_match: x.if_none_match,
+        key: x.key,
+        metadata: x.metadata,
+        object_lock_legal_hold_status: x.object_lock_legal_hold_status,
+        object_lock_mode: x.object_lock_mode,
+        object_lock_retain_until_date: x.object_lock_retain_until_date,
+        request_payer: x.request_payer,
+        sse_customer_algorithm: x.sse_customer_algorithm,
+        sse_customer_key: x.sse_customer_key,
+        sse_customer_key_md5: x.sse_customer_key_md5,
+        ssekms_encryption_context: x.ssekms_encryption_context,
+        ssekms_key_id: x.ssekms_key_id,
+        server_side_encryption: x.server_side_encryption,
+        storage_class: x.storage_class,
+        tagging: x.tagging,
+        website_redirect_location: x.website_redirect_location,
+        write_offset_bytes: x.write_offset_bytes,
+    }
+}
+
 pub(crate) async fn commit_written(
     gw: &Gateway,
     session: Option<&WriteSession>,
