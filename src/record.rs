@@ -654,6 +654,8 @@ pub enum ConfigKind {
     /// The bucket's ACL grants beyond its owner's full control:
     /// `Vec<Grant>`.
     Acl,
+    /// Static website hosting: the gateway's `WebsiteConfig`.
+    Website,
 }
 
 impl ConfigKind {
@@ -666,6 +668,7 @@ impl ConfigKind {
             Self::PublicAccessBlock => "public-access-block",
             Self::Ownership => "ownership",
             Self::Acl => "acl",
+            Self::Website => "website",
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod request_log;
 pub mod s3;
 pub mod server;
 pub mod state;
+pub mod website;
 
 pub use server::run;
 pub use state::Gateway;

@@ -51,6 +51,13 @@ struct Args {
     /// Write the bound address to this file once listening.
     #[arg(long)]
     addr_file: Option<PathBuf>,
+    /// Also serve buckets' static websites here (the bucket chosen by the
+    /// `Host` header); off unless given.
+    #[arg(long)]
+    website_listen: Option<String>,
+    /// Write the website endpoint's bound address to this file.
+    #[arg(long)]
+    website_addr_file: Option<PathBuf>,
 }
 
 fn secret_from(file: &Option<PathBuf>, env: &str, what: &str) -> anyhow::Result<String> {
@@ -116,6 +123,22 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(path, bound.to_string())?;
     }
     println!("cairn-gateway listening on {bound}");
+    if let Some(addr) = &args.website_listen {
+        let site = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let site_bound = site.local_addr()?;
+        if let Some(path) = &args.website_addr_file {
+            std::fs::write(path, site_bound.to_string())?;
+        }
+        println!("cairn-gateway serving websites on {site_bound}");
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            if let Err(e) = cairn_gateway::website::run(gw, site, std::future::pending()).await {
+                tracing::error!(error = %e, "website endpoint stopped");
+            }
+        });
+    }
     server::run(gw, listener, async {
         let _ = tokio::signal::ctrl_c().await;
     })

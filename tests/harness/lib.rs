@@ -108,6 +108,8 @@ pub struct Cluster {
     opts: Options,
     nodes: Vec<Proc>,
     gateways: Vec<Proc>,
+    // Each gateway's website endpoint.
+    websites: Vec<String>,
     /// Admin token.
     pub admin_token: String,
     /// Root access key id.
@@ -174,6 +176,7 @@ impl Cluster {
             opts: opts.clone(),
             nodes: Vec::new(),
             gateways: Vec::new(),
+            websites: Vec::new(),
             admin_token: random_hex(16),
             access_key: format!("GKROOT{}", random_hex(6)),
             secret_key: random_hex(20),
@@ -192,6 +195,7 @@ impl Cluster {
                 child: None,
                 addr: "127.0.0.1:0".into(),
             });
+            c.websites.push("127.0.0.1:0".into());
             c.restart_gateway(i).await?;
         }
         if opts.apply_layout {
@@ -330,6 +334,11 @@ impl Cluster {
         format!("http://{}", self.gateways[i].addr)
     }
 
+    /// The website endpoint of gateway `i`.
+    pub fn website_endpoint(&self, i: usize) -> String {
+        format!("http://{}", self.websites[i])
+    }
+
     /// SIGKILL node `i`.
     pub fn kill_node(&mut self, i: usize) {
         self.nodes[i].kill();
@@ -421,6 +430,8 @@ impl Cluster {
         self.gateways[i].kill();
         let addr_file = self.dir.path().join(format!("gateway{}.addr", i + 1));
         let _ = std::fs::remove_file(&addr_file);
+        let website_file = self.dir.path().join(format!("gateway{}.website", i + 1));
+        let _ = std::fs::remove_file(&website_file);
         std::fs::write(self.dir.path().join("admin-token"), &self.admin_token)?;
         let log = std::fs::File::options()
             .create(true)
@@ -440,6 +451,10 @@ impl Cluster {
             .arg(self.opts.chunk_size_bytes.to_string())
             .arg("--addr-file")
             .arg(&addr_file)
+            .arg("--website-listen")
+            .arg(&self.websites[i])
+            .arg("--website-addr-file")
+            .arg(&website_file)
             .args(
                 self.opts
                     .max_concurrent_transfers
@@ -456,6 +471,7 @@ impl Cluster {
         let probe = if self.applied { "ready" } else { "live" };
         wait_http(&format!("http://{addr}/_cairn/health/{probe}"), &self.http).await?;
         self.gateways[i].addr = addr;
+        self.websites[i] = wait_file(&website_file).await?;
         Ok(())
     }
 

@@ -101,7 +101,7 @@ async fn list_entries(
 }
 
 /// Percent-encode as S3 does for `encoding-type=url`.
-fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {

@@ -5,7 +5,7 @@ pub(crate) mod access;
 mod acl;
 pub(crate) mod bucket;
 mod lifecycle;
-mod list;
+pub(crate) mod list;
 mod lock;
 mod multipart;
 mod object;
@@ -367,6 +367,24 @@ impl S3 for CairnS3 {
         req: S3Request<DeleteBucketOwnershipControlsInput>,
     ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
         access::delete_ownership(&self.gw, req).await
+    }
+    async fn put_bucket_website(
+        &self,
+        req: S3Request<PutBucketWebsiteInput>,
+    ) -> S3Result<S3Response<PutBucketWebsiteOutput>> {
+        crate::website::put(&self.gw, req).await
+    }
+    async fn get_bucket_website(
+        &self,
+        req: S3Request<GetBucketWebsiteInput>,
+    ) -> S3Result<S3Response<GetBucketWebsiteOutput>> {
+        crate::website::get(&self.gw, req).await
+    }
+    async fn delete_bucket_website(
+        &self,
+        req: S3Request<DeleteBucketWebsiteInput>,
+    ) -> S3Result<S3Response<DeleteBucketWebsiteOutput>> {
+        crate::website::delete(&self.gw, req).await
     }
     async fn put_object(
         &self,
