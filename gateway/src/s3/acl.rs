@@ -259,6 +259,39 @@ fn owner_only(asked: &Asked, bucket_owner: &str, writer: &str) -> bool {
     }
 }
 
+/// The owner and grants of an object written to `bucket` by `writer`,
+/// from the request's canned ACL and grant headers.
+pub(crate) async fn for_write(
+    gw: &Gateway,
+    bucket: &BucketRecord,
+    writer: &str,
+    canned_acl: Option<&str>,
+    headers: GrantHeaders<'_>,
+) -> S3Result<(String, Vec<Grant>)> {
+    let asked = from_headers(canned_acl, headers, &bucket.owner, false)?;
+    for_object(gw, bucket, writer, asked).await
+}
+
+/// [`for_write`] of a PutObject, CreateMultipartUpload or CopyObject
+/// input (each names its ACL fields alike).
+macro_rules! written_acl {
+    ($gw:expr, $bucket:expr, $writer:expr, $input:expr) => {
+        $crate::s3::acl::for_write(
+            $gw,
+            $bucket,
+            $writer,
+            $input.acl.as_ref().map(|a| a.as_str()),
+            $crate::s3::acl::GrantHeaders::object(
+                $input.grant_full_control.as_deref(),
+                $input.grant_read.as_deref(),
+                $input.grant_read_acp.as_deref(),
+                $input.grant_write_acp.as_deref(),
+            ),
+        )
+    };
+}
+pub(crate) use written_acl;
+
 /// The grants an object written to `bucket` gets and its owner, given
 /// what the request asked: refused as S3 refuses them under its Object
 /// Ownership and Public Access Block.

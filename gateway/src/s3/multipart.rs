@@ -2,7 +2,7 @@
 //! ListMultipartUploads.
 
 use super::access::Caller;
-use super::acl::{self, GrantHeaders};
+use super::acl;
 use super::object::{
     ChecksumFields, checksum_fields, copy_source, etag, standard_headers, write_condition,
 };
@@ -137,18 +137,7 @@ pub(super) async fn create(
         input.expires.as_ref(),
         input.metadata,
     )?;
-    let asked = acl::from_headers(
-        input.acl.as_ref().map(|a| a.as_str()),
-        GrantHeaders::object(
-            input.grant_full_control.as_deref(),
-            input.grant_read.as_deref(),
-            input.grant_read_acp.as_deref(),
-            input.grant_write_acp.as_deref(),
-        ),
-        &bucket.owner,
-        false,
-    )?;
-    let (owner, grants) = acl::for_object(gw, &bucket, &who.writer(&bucket), asked).await?;
+    let (owner, grants) = acl::written_acl!(gw, &bucket, &who.writer(&bucket), input).await?;
     let upload_id = hex::encode(cairn_node::random::random::<[u8; 16]>());
     let rec = UploadRecord {
         key: input.key.clone(),

@@ -2,7 +2,7 @@
 //! CopyObject.
 
 use super::access::{Caller, versioned};
-use super::acl::{self, GrantHeaders};
+use super::acl;
 use super::upload::{BodyLimits, checksum_request, receive};
 use super::{now_ms, outcome, timestamp};
 use crate::config::MAX_PUT_OBJECT_BYTES;
@@ -292,18 +292,7 @@ pub(super) async fn put(
         integrity?;
     }
     let tags = super::tagging::from_header(input.tagging.as_deref())?;
-    let asked = acl::from_headers(
-        input.acl.as_ref().map(|a| a.as_str()),
-        GrantHeaders::object(
-            input.grant_full_control.as_deref(),
-            input.grant_read.as_deref(),
-            input.grant_read_acp.as_deref(),
-            input.grant_write_acp.as_deref(),
-        ),
-        &bucket.owner,
-        false,
-    )?;
-    let (owner, grants) = acl::for_object(gw, &bucket, &who.writer(&bucket), asked).await?;
+    let (owner, grants) = acl::written_acl!(gw, &bucket, &who.writer(&bucket), input).await?;
     let version = VersionId(cairn_node::random::random());
     let referrer = Referrer::Object {
         bucket: bucket.id,
@@ -1145,18 +1134,7 @@ pub(super) async fn copy(
     }
     let mut rec = src.clone();
     rec.version = VersionId(cairn_node::random::random());
-    let asked = acl::from_headers(
-        input.acl.as_ref().map(|a| a.as_str()),
-        GrantHeaders::object(
-            input.grant_full_control.as_deref(),
-            input.grant_read.as_deref(),
-            input.grant_read_acp.as_deref(),
-            input.grant_write_acp.as_deref(),
-        ),
-        &bucket.owner,
-        false,
-    )?;
-    (rec.owner, rec.grants) = acl::for_object(gw, &bucket, &who.writer(&bucket), asked).await?;
+    (rec.owner, rec.grants) = acl::written_acl!(gw, &bucket, &who.writer(&bucket), input).await?;
     // Object Lock settings and ACLs are not copied (the copy gets what
     // the request asks, or the destination's defaults); tags are.
     (rec.retention, rec.legal_hold) = super::lock::requested(
