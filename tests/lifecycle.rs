@@ -125,10 +125,22 @@ fn enable_versioning() -> VersioningConfiguration {
         .build()
 }
 
+/// The date of an `x-amz-expiration` value naming `rule`.
+fn expiry_date(header: &str, rule: &str) -> SystemTime {
+    let (date, id) = header
+        .strip_prefix("expiry-date=\"")
+        .and_then(|r| r.split_once("\", rule-id=\""))
+        .unwrap_or_else(|| panic!("malformed x-amz-expiration: {header}"));
+    assert_eq!(id.strip_suffix('"'), Some(rule), "{header}");
+    let t = DateTime::from_str(date, aws_sdk_s3::primitives::DateTimeFormat::HttpDate)
+        .unwrap_or_else(|e| panic!("{header}: {e}"));
+    SystemTime::try_from(t).unwrap()
+}
+
 #[tokio::test]
 async fn lifecycle_rules_act_as_s3_documents() {
     let mut opts = Options::nodes(6);
-    opts.node_env = vec![("CAIRN_LIFECYCLE_DAY_SECS".into(), DAY_S.to_string())];
+    opts.lifecycle_day_s = Some(DAY_S);
     let cluster = Cluster::start_with(opts).await.unwrap();
     let s3 = cluster.s3();
 
@@ -180,10 +192,45 @@ async fn lifecycle_rules_act_as_s3_documents() {
         .unwrap();
     assert_eq!(got.rules(), std::slice::from_ref(&logs));
 
-    // Expiration by prefix on an unversioned bucket.
+    // Expiration by prefix on an unversioned bucket. Answers about a
+    // current version a rule expires say when, and which rule, as S3's
+    // `x-amz-expiration` does: the next day boundary a day after it was
+    // written.
     let kept = pattern(1, 300_000);
-    put(&s3, "plain", "logs/a", &pattern(2, 1 << 20)).await;
+    let before = SystemTime::now();
+    let written = s3
+        .put_object()
+        .bucket("plain")
+        .key("logs/a")
+        .body(ByteStream::from(pattern(2, 1 << 20)))
+        .send()
+        .await
+        .unwrap();
+    let announced = written.expiration().expect("x-amz-expiration on PUT");
+    let due = expiry_date(announced, "logs");
+    let earliest = before + Duration::from_secs(DAY_S);
+    let latest = SystemTime::now() + Duration::from_secs(2 * DAY_S);
+    assert!(
+        due >= earliest - Duration::from_secs(1) && due <= latest,
+        "{announced}"
+    );
+    let head = s3
+        .head_object()
+        .bucket("plain")
+        .key("logs/a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.expiration(), Some(announced));
     put(&s3, "plain", "keep/b", &kept).await;
+    let other = s3
+        .head_object()
+        .bucket("plain")
+        .key("keep/b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.expiration(), None, "no rule selects keep/b");
     eventually("logs/a expires", || async {
         read(&s3, "plain", "logs/a", None).await.is_none()
     })

@@ -53,6 +53,10 @@ pub struct GatewayConfig {
     pub inline_threshold_bytes: usize,
     /// Chunked PUTs and GETs served at once (beyond: 503 SlowDown).
     pub max_concurrent_transfers: usize,
+    /// How long the nodes' lifecycle "day" lasts, for the expiry dates
+    /// object answers announce (`x-amz-expiration`): a real day but in
+    /// tests, which shorten it on nodes and gateways alike.
+    pub lifecycle_day: std::time::Duration,
 }
 
 impl GatewayConfig {

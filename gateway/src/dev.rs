@@ -79,6 +79,13 @@ pub async fn run(
             (a.to_owned(), s.to_owned())
         }
     };
+    // Test-only, as the node's `--lifecycle-day-secs`.
+    let lifecycle_day = std::env::var("CAIRN_LIFECYCLE_DAY_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(cairn_node::config::DEFAULT_LIFECYCLE_DAY, |s| {
+            std::time::Duration::from_secs(s.max(1))
+        });
     let mut addrs = Vec::new();
     for i in 1..=DEV_NODES {
         let dir = opts.data_dir.join(format!("node{i}"));
@@ -95,13 +102,7 @@ pub async fn run(
                     cairn_node::config::DEFAULT_GC_GRACE,
                     std::time::Duration::from_secs,
                 ),
-            // Test-only, as the node's `--lifecycle-day-secs`.
-            lifecycle_day: std::env::var("CAIRN_LIFECYCLE_DAY_SECS")
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                .map_or(cairn_node::config::DEFAULT_LIFECYCLE_DAY, |s| {
-                    std::time::Duration::from_secs(s.max(1))
-                }),
+            lifecycle_day,
         };
         let node = Node::open(&config, metrics.clone())
             .await
@@ -133,6 +134,7 @@ pub async fn run(
         chunk_size_bytes: DEFAULT_CHUNK_SIZE_BYTES,
         inline_threshold_bytes: DEFAULT_INLINE_THRESHOLD_BYTES,
         max_concurrent_transfers: DEFAULT_MAX_CONCURRENT_TRANSFERS,
+        lifecycle_day,
     };
     let gw: Arc<Gateway> = Gateway::new(config, metrics).await?;
     if gw.cluster.version() == 0 {

@@ -58,6 +58,10 @@ struct Args {
     /// Write the website endpoint's bound address to this file.
     #[arg(long)]
     website_addr_file: Option<PathBuf>,
+    /// TEST ONLY: seconds the nodes' lifecycle "day" lasts (their
+    /// `--lifecycle-day-secs`), for the expiry dates answers announce.
+    #[arg(long, env = "CAIRN_LIFECYCLE_DAY_SECS", default_value_t = 86_400)]
+    lifecycle_day_secs: u64,
 }
 
 fn secret_from(file: &Option<PathBuf>, env: &str, what: &str) -> anyhow::Result<String> {
@@ -113,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
         chunk_size_bytes: args.chunk_size_bytes,
         inline_threshold_bytes: args.inline_threshold_bytes,
         max_concurrent_transfers: args.max_concurrent_transfers,
+        lifecycle_day: std::time::Duration::from_secs(args.lifecycle_day_secs.max(1)),
     };
     let gw = Gateway::new(config, metrics).await?;
     let listener = tokio::net::TcpListener::bind(&args.listen)

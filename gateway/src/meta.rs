@@ -14,11 +14,12 @@ use crate::cluster::Cluster;
 use crate::error::Result;
 use cairn::command::{Command, Outcome};
 use cairn::record::{
-    self, AccessKeyRecord, BucketId, BucketRecord, ConfigKind, GroupId, MetaKey, keys,
+    self, AccessKeyRecord, BucketId, BucketRecord, ConfigKind, GroupId, LifecycleConfig, MetaKey,
+    keys,
 };
 use cairn::rpc::SystemChanges;
 use cairn_node::table::client::MetaClient;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -30,6 +31,14 @@ pub const CACHE_BOUND: Duration = Duration::from_secs(1);
 pub const CACHE_ENTRIES: usize = 100_000;
 /// Pause after a failed feed request.
 pub const FEED_RETRY: Duration = Duration::from_millis(200);
+/// How long a bucket's lifecycle configuration, read for the
+/// `x-amz-expiration` header of object answers, is used before it is read
+/// again. The header only informs (the nodes' worker applies the rules
+/// from the group itself), so another gateway's change may show this
+/// late; this gateway's own changes show at once.
+pub const LIFECYCLE_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Most buckets whose lifecycle configuration is cached.
+pub const LIFECYCLE_CACHE_ENTRIES: usize = 4096;
 
 #[derive(Default)]
 struct Cache {
@@ -43,11 +52,16 @@ struct Cache {
     generation: u64,
 }
 
+/// Lifecycle configurations by bucket (`None`: the bucket has none), with
+/// when each was read.
+type LifecycleCache = HashMap<BucketId, (Instant, Option<Arc<LifecycleConfig>>)>;
+
 /// The gateway's metadata client.
 pub struct Meta {
     /// The groups' client.
     pub client: MetaClient,
     cache: Mutex<Cache>,
+    lifecycles: Mutex<LifecycleCache>,
 }
 
 impl Meta {
@@ -56,6 +70,7 @@ impl Meta {
         let meta = Arc::new(Self {
             client: MetaClient::new(cluster.client.clone(), cluster),
             cache: Mutex::new(Cache::default()),
+            lifecycles: Mutex::new(HashMap::new()),
         });
         tokio::spawn(follow_changes(Arc::downgrade(&meta)));
         meta
@@ -128,6 +143,31 @@ impl Meta {
         })
     }
 
+    /// A bucket's lifecycle configuration as of at most
+    /// [`LIFECYCLE_CACHE_TTL`] ago: for informational answers only (a
+    /// configuration's own GET reads the group).
+    pub async fn lifecycle_hint(&self, bucket: BucketId) -> Result<Option<Arc<LifecycleConfig>>> {
+        if let Some((at, c)) = self.lifecycles.lock().expect("cache lock").get(&bucket)
+            && at.elapsed() < LIFECYCLE_CACHE_TTL
+        {
+            return Ok(c.clone());
+        }
+        let group = self.client.bucket_group(bucket)?;
+        let config = self
+            .client
+            .get::<LifecycleConfig>(group, &keys::lifecycle(bucket))
+            .await?
+            .map(Arc::new);
+        let mut cache = self.lifecycles.lock().expect("cache lock");
+        if cache.len() >= LIFECYCLE_CACHE_ENTRIES {
+            cache.retain(|_, (at, _)| at.elapsed() < LIFECYCLE_CACHE_TTL);
+        }
+        if cache.len() < LIFECYCLE_CACHE_ENTRIES {
+            cache.insert(bucket, (Instant::now(), config.clone()));
+        }
+        Ok(config)
+    }
+
     /// Propose a system command; the records it changes are forgotten here.
     pub async fn system(&self, command: Command) -> Result<Outcome> {
         let touched = match &command {
@@ -153,7 +193,12 @@ impl Meta {
     pub async fn data(&self, command: Command) -> Result<Outcome> {
         let bucket = command.bucket().expect("data commands name their bucket");
         let group = self.client.bucket_group(bucket)?;
-        Ok(self.client.command(group, command).await?)
+        let lifecycle = matches!(command, Command::SetLifecycle { .. });
+        let outcome = self.client.command(group, command).await;
+        if lifecycle {
+            self.lifecycles.lock().expect("cache lock").remove(&bucket);
+        }
+        Ok(outcome?)
     }
 }
 

@@ -189,6 +189,7 @@ fn gateway_config() -> cairn_gateway::config::GatewayConfig {
         chunk_size_bytes: 64 << 10,
         inline_threshold_bytes: 4 << 10,
         max_concurrent_transfers: 64,
+        lifecycle_day: cairn_node::config::DEFAULT_LIFECYCLE_DAY,
     }
 }
 

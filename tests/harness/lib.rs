@@ -68,6 +68,9 @@ pub struct Options {
     pub gc_grace_s: Option<u64>,
     /// Extra environment of the node processes.
     pub node_env: Vec<(String, String)>,
+    /// Seconds a lifecycle "day" lasts, on nodes and gateways (a real day
+    /// when None).
+    pub lifecycle_day_s: Option<u64>,
 }
 
 impl Options {
@@ -83,6 +86,7 @@ impl Options {
             down_out_after_s: None,
             gc_grace_s: None,
             node_env: Vec::new(),
+            lifecycle_day_s: None,
         }
     }
 }
@@ -230,6 +234,12 @@ impl Cluster {
         .await?;
         c.applied = true;
         c.wait_layout_everywhere().await
+    }
+
+    fn lifecycle_day_arg(&self) -> Option<String> {
+        self.opts
+            .lifecycle_day_s
+            .map(|s| format!("--lifecycle-day-secs={s}"))
     }
 
     fn node_dir(&self, i: usize) -> PathBuf {
@@ -407,6 +417,7 @@ impl Cluster {
                     .map(|s| vec!["--gc-grace".to_owned(), s.to_string()])
                     .unwrap_or_default(),
             )
+            .args(self.lifecycle_day_arg())
             .envs(self.opts.node_env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
@@ -460,6 +471,7 @@ impl Cluster {
                     .max_concurrent_transfers
                     .map(|n| format!("--max-concurrent-transfers={n}")),
             )
+            .args(self.lifecycle_day_arg())
             .env("CAIRN_ROOT_ACCESS_KEY", &self.access_key)
             .env("CAIRN_ROOT_SECRET_KEY", &self.secret_key)
             .stdout(Stdio::null())

@@ -8,7 +8,7 @@ use super::tagging::{MAX_OBJECT_TAGS, validate};
 use super::{outcome, timestamp};
 use crate::state::Gateway;
 use cairn::command::Command;
-use cairn::command::lifecycle::MAX_RULES;
+use cairn::command::lifecycle::{MAX_RULES, expiry_of};
 use cairn::record::{
     FilterForm, LifecycleConfig, LifecycleExpiration as Expiration, LifecycleFilter,
     LifecycleRule as Rule, NoncurrentExpiration, keys,
@@ -380,6 +380,44 @@ pub(crate) async fn read(
         .map_err(crate::error::Error::from)?)
 }
 
+/// The `x-amz-expiration` answer for `e`, the current version of `key`,
+/// when a rule of its bucket expires it: `expiry-date="<HTTP date>",
+/// rule-id="<id>"`, the earliest rule's. Informational: read from the
+/// gateway's short-lived cache, and left out when the configuration
+/// cannot be read or the rule id cannot travel in a header.
+pub(crate) async fn expiration(
+    gw: &Gateway,
+    bucket: cairn::record::BucketId,
+    key: &str,
+    e: &cairn::record::ObjectEntry,
+) -> Option<String> {
+    let config = match gw.meta.lifecycle_hint(bucket).await {
+        Ok(c) => c?,
+        Err(err) => {
+            tracing::debug!(%err, "lifecycle configuration unread: no x-amz-expiration");
+            return None;
+        }
+    };
+    let day_ms = gw.config.lifecycle_day.as_millis().max(1) as u64;
+    let (at_ms, rule) = expiry_of(&config.rules, key, e, day_ms)?;
+    expiration_value(at_ms, &rule)
+}
+
+fn expiration_value(at_ms: u64, rule: &str) -> Option<String> {
+    if !rule
+        .bytes()
+        .all(|b| b == b' ' || (b.is_ascii_graphic() && b != b'"'))
+    {
+        return None;
+    }
+    let mut date = Vec::new();
+    timestamp(at_ms)
+        .format(TimestampFormat::HttpDate, &mut date)
+        .ok()?;
+    let date = String::from_utf8(date).ok()?;
+    Some(format!("expiry-date=\"{date}\", rule-id=\"{rule}\""))
+}
+
 pub(super) async fn put(
     gw: &Gateway,
     req: S3Request<PutBucketLifecycleConfigurationInput>,
@@ -474,6 +512,16 @@ mod tests {
             Ok(_) => "ok".into(),
             Err(e) => e.code().as_str().to_owned(),
         }
+    }
+
+    #[test]
+    fn expiration_headers_read_as_s3_writes_them() {
+        assert_eq!(
+            expiration_value(1_356_220_800_000, "picture-deletion-rule").as_deref(),
+            Some(r#"expiry-date="Sun, 23 Dec 2012 00:00:00 GMT", rule-id="picture-deletion-rule""#)
+        );
+        assert_eq!(expiration_value(0, "a\"b"), None);
+        assert_eq!(expiration_value(0, "tab\there"), None);
     }
 
     #[test]

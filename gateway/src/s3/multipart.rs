@@ -602,6 +602,7 @@ pub(super) async fn complete(
         legal_hold: upload.legal_hold,
         grants: upload.grants.clone(),
     };
+    let expiration = super::lifecycle::expiration(gw, bucket.id, &input.key, &entry).await;
     // Applied atomically: the parts must still be what was read, the
     // condition must hold, and the upload and its unlisted parts go.
     let completed = gw
@@ -626,6 +627,7 @@ pub(super) async fn complete(
     outcome(completed)?;
     let f: ChecksumFields = checksum_fields(checksum.as_ref());
     Ok(S3Response::new(CompleteMultipartUploadOutput {
+        expiration,
         version_id,
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),

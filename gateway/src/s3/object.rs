@@ -335,6 +335,7 @@ pub(super) async fn put(
         legal_hold,
         grants,
     };
+    let expiration = super::lifecycle::expiration(gw, bucket.id, &input.key, &entry).await;
     // The object becomes visible here, if the condition still holds now.
     let commit = Command::PutObject {
         bucket: bucket.id,
@@ -348,6 +349,7 @@ pub(super) async fn put(
     let f = checksum_fields(checksum.as_ref());
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&etag_hex)),
+        expiration,
         version_id,
         checksum_crc32: f.crc32,
         checksum_crc32c: f.crc32c,
@@ -580,6 +582,21 @@ macro_rules! object_output {
     }};
 }
 
+/// The `x-amz-expiration` of a read: only the latest version is what
+/// Expiration rules act on (a version asked for by id gets none).
+async fn current_expiration(
+    gw: &Gateway,
+    bucket: &BucketRecord,
+    key: &str,
+    rec: &ObjectEntry,
+    asked: Option<VersionRef>,
+) -> Option<String> {
+    match asked {
+        None => super::lifecycle::expiration(gw, bucket.id, key, rec).await,
+        Some(_) => None,
+    }
+}
+
 /// A `Sync` wrapper so a boxed stream can become a response body.
 struct SyncStream(std::sync::Mutex<BoxStream<'static, Result<Bytes, std::io::Error>>>);
 
@@ -650,7 +667,9 @@ pub(super) async fn get(
     } else {
         ChecksumFields::default()
     };
+    let expiration = current_expiration(gw, &bucket, &input.key, &rec, asked).await;
     let output = object_output!(GetObjectOutput, &rec, f, {
+        expiration: expiration,
         body: Some(StreamingBlob::wrap(SyncStream(std::sync::Mutex::new(body)))),
         content_length: Some((range.end - range.start) as i64),
         content_range: content_range,
@@ -717,7 +736,9 @@ pub(super) async fn head(
     } else {
         ChecksumFields::default()
     };
+    let expiration = current_expiration(gw, &bucket, &input.key, &rec, asked).await;
     Ok(S3Response::new(object_output!(HeadObjectOutput, &rec, f, {
+        expiration: expiration,
         content_length: Some(length as i64),
         content_range: content_range,
         parts_count: parts_count,
@@ -1210,6 +1231,7 @@ pub(super) async fn copy(
         s.reference_all(&chunks, true).await?;
         Some(s)
     };
+    let expiration = super::lifecycle::expiration(gw, bucket.id, &input.key, &rec).await;
     let commit = Command::PutObject {
         bucket: bucket.id,
         key: input.key,
@@ -1221,6 +1243,7 @@ pub(super) async fn copy(
     outcome(committed)?;
     let f = checksum_fields(rec.checksum.as_ref());
     Ok(S3Response::new(CopyObjectOutput {
+        expiration,
         version_id,
         copy_source_version_id: (!src.null_version).then(|| src.version_id()),
         copy_object_result: Some(CopyObjectResult {
