@@ -138,9 +138,6 @@ pub fn authorize(
     req: &Request<'_>,
     object_acl: Option<&[Grant]>,
 ) -> bool {
-    if root {
-        return true;
-    }
     let who = req.principal;
     let is_owner = who == Some(bucket.owner);
     let decision = bucket
@@ -150,11 +147,15 @@ pub fn authorize(
         req.action.to_ascii_lowercase().as_str(),
         "s3:getbucketpolicy" | "s3:putbucketpolicy" | "s3:deletebucketpolicy"
     );
-    if decision == Decision::Deny && !(is_owner && policy_action) {
+    // An explicit deny beats every allow, the owner's and the root key's
+    // included; both may still read and replace the policy that denies,
+    // so no policy locks a bucket for good (as S3 leaves an account's root
+    // user the bucket policy).
+    if decision == Decision::Deny && !((root || is_owner) && policy_action) {
         return false;
     }
     let allowed = who.is_some_and(|w| bucket.allowed_keys.iter().any(|k| k == w));
-    if is_owner || (allowed && !owner_only(req.action)) {
+    if root || is_owner || (allowed && !owner_only(req.action)) {
         return true;
     }
     if decision == Decision::Allow {
@@ -656,22 +657,29 @@ mod tests {
                 "row {i}: {who:?} {action} {key:?} ownership {ownership:?} block {block:?}"
             );
         }
-        // The root key is never refused.
+        // The root key may do anything but what a policy denies, and may
+        // always replace the policy that denies.
         let context = BTreeMap::new();
-        let req = Request {
-            principal: Some("GKROOT"),
-            action: "s3:GetObject",
-            resource: "arn:aws:s3:::b/k",
-            context: &context,
+        let as_root = |action, policy| {
+            let req = Request {
+                principal: Some("GKROOT"),
+                action,
+                resource: "arn:aws:s3:::b/k",
+                context: &context,
+            };
+            let bucket = Bucket {
+                owner: OWNER,
+                allowed_keys: &[],
+                policy,
+                block: restrict,
+                ownership: Enforced,
+                acl: &[],
+            };
+            authorize(true, &bucket, &req, None)
         };
-        let bucket = Bucket {
-            owner: OWNER,
-            allowed_keys: &[],
-            policy: Some(&deny_all),
-            block: restrict,
-            ownership: Enforced,
-            acl: &[],
-        };
-        assert!(authorize(true, &bucket, &req, None));
+        assert!(as_root("s3:GetObject", None));
+        assert!(as_root("s3:PutBucketTagging", None));
+        assert!(!as_root("s3:GetObject", Some(&deny_all)));
+        assert!(as_root("s3:DeleteBucketPolicy", Some(&deny_all)));
     }
 }

@@ -204,6 +204,20 @@ async fn policies_decide_who_reads_and_writes() {
     let refused = presign("private/b.bin").await;
     assert_eq!(http.get(refused.uri()).send().await.unwrap().status(), 403);
 
+    // A missing key is refused to a reader who may not list the bucket,
+    // and reported missing to one who may.
+    let missing_url = format!("{endpoint}/{b}/public/missing.bin");
+    assert_eq!(anonymous_get(&http, &missing_url).await.0, 403);
+    let listable = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/public/*"}},
+            {{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::{b}"}}
+        ]}}"#
+    );
+    set_policy(&alice, b, &listable).await.unwrap();
+    assert_eq!(anonymous_get(&http, &missing_url).await.0, 404);
+    assert_eq!(anonymous_get(&http, &private_url).await.0, 403);
+
     // An explicit deny beats every allow, the owner's included; the
     // owner can still take the policy away.
     let deny_loopback = format!(
@@ -228,7 +242,12 @@ async fn policies_decide_who_reads_and_writes() {
     );
     set_policy(&alice, b, &tls_only).await.unwrap();
     assert_eq!(get_code(&alice, b, "private/b.bin").await, "AccessDenied");
+    // The root key too, which may still read and replace the policy.
+    let root = cluster.s3();
+    assert_eq!(get_code(&root, b, "private/b.bin").await, "AccessDenied");
+    root.get_bucket_policy().bucket(b).send().await.unwrap();
     alice.delete_bucket_policy().bucket(b).send().await.unwrap();
+    assert_eq!(get_code(&root, b, "private/b.bin").await, "ok");
     assert_eq!(get_code(&alice, b, "private/b.bin").await, "ok");
     assert_eq!(anonymous_get(&http, &public_url).await.0, 403);
     // Deleting it again succeeds, as in S3.

@@ -108,6 +108,22 @@ async fn preflights_and_responses_follow_the_buckets_rules() {
     assert_eq!(got.cors_rules()[0].id(), Some("app"));
     assert_eq!(got.cors_rules()[0].max_age_seconds(), Some(300));
 
+    // A preflight without Origin, or without the method it asks about,
+    // is a bad request.
+    let r = http
+        .request(reqwest::Method::OPTIONS, &url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let r = http
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("Origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+
     // Allowed: origin, method and every requested header match a rule.
     let r = preflight(
         &http,

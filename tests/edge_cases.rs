@@ -68,6 +68,26 @@ fn code<E: ProvideErrorMetadata>(e: &E) -> String {
     e.code().unwrap_or("").to_owned()
 }
 
+/// `method` of the URL `uri` written by hand on a fresh connection (no
+/// body, no `Content-Length`): the status and body of the answer.
+async fn raw_request(endpoint: &str, method: &str, uri: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = endpoint.trim_start_matches("http://");
+    let path = &uri[uri.find(host).expect("URL on the endpoint") + host.len()..];
+    let mut conn = tokio::net::TcpStream::connect(host).await.unwrap();
+    let head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
 async fn presigned_get(s3: &Client, bucket: &str, key: &str, secs: u64) -> String {
     s3.get_object()
         .bucket(bucket)
@@ -240,6 +260,27 @@ async fn edges_as_s3_documents_them() {
     let r = http.get(&short).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 403);
     assert!(r.text().await.unwrap().contains("AccessDenied"));
+
+    // A PUT that says neither how long its body is nor that it comes
+    // chunked: 411 MissingContentLength, and nothing written.
+    let put_url = s3
+        .put_object()
+        .bucket("edges")
+        .key("unsized")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
+        .await
+        .unwrap();
+    let (status, body) = raw_request(&cluster.endpoint(0), "PUT", put_url.uri()).await;
+    assert_eq!(status, 411, "{body}");
+    assert!(body.contains("MissingContentLength"), "{body}");
+    let e = s3
+        .head_object()
+        .bucket("edges")
+        .key("unsized")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e.into_service_error().is_not_found());
 
     // DeleteObjects without Content-MD5 or a checksum: refused, nothing
     // deleted.

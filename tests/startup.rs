@@ -164,7 +164,13 @@ async fn a_fresh_local_cluster_serves_every_request_from_both_gateways_at_once()
             .await
             .is_err()
     );
-    assert!(c.create_bucket().bucket("startup").send().await.is_err());
+    assert!(
+        c.create_bucket()
+            .bucket("sthree-reserved")
+            .send()
+            .await
+            .is_err()
+    );
     assert!(
         c.put_object()
             .bucket("startup")

@@ -179,9 +179,11 @@ async fn a_bucket_served_as_a_website() {
     let (status, _, body) = site.get(b, "/").await;
     assert_eq!(status, 403);
     assert!(String::from_utf8_lossy(&body).contains("AccessDenied"));
+    // Anyone may list too, so missing keys are 404 (not 403) to anyone.
     let policy = format!(
         r#"{{"Version":"2012-10-17","Statement":[
             {{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*"}},
+            {{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::{b}"}},
             {{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/private.html"}}
         ]}}"#
     );

@@ -127,16 +127,20 @@ async fn rules_of(gw: &Gateway, bucket: &str) -> Option<Vec<CorsRule>> {
         .ok()?
 }
 
-fn forbidden(message: &str) -> Response {
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessForbidden</Code><Message>{message}</Message></Error>"
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
     );
     (
-        StatusCode::FORBIDDEN,
+        status,
         [(http::header::CONTENT_TYPE, "application/xml")],
         body,
     )
         .into_response()
+}
+
+fn forbidden(message: &str) -> Response {
+    error(StatusCode::FORBIDDEN, "AccessForbidden", message)
 }
 
 /// Middleware: answer preflights; add CORS headers to other answers.
@@ -150,10 +154,18 @@ pub async fn layer(
         .get(http::header::ORIGIN)
         .and_then(|o| o.to_str().ok())
         .map(str::to_owned);
-    let Some(origin) = origin else {
+    let Some(bucket) = bucket_of(&gw, &req) else {
         return next.run(req).await;
     };
-    let Some(bucket) = bucket_of(&gw, &req) else {
+    let Some(origin) = origin else {
+        // No S3 operation answers OPTIONS: it is a preflight or nothing.
+        if req.method() == Method::OPTIONS {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "Insufficient information. Origin request header needed.",
+            );
+        }
         return next.run(req).await;
     };
     if req.method() == Method::OPTIONS {
@@ -163,8 +175,10 @@ pub async fn layer(
             .and_then(|m| m.to_str().ok())
             .map(str::to_owned)
         else {
-            return forbidden(
-                "CORSResponse: Invalid preflight request: Access-Control-Request-Method is missing.",
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "Invalid preflight request: Access-Control-Request-Method is missing.",
             );
         };
         let requested = req

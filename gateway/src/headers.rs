@@ -126,6 +126,7 @@ fn has_checksum(headers: &HeaderMap) -> bool {
 /// Make `req` what s3s should see; or the answer when S3 refuses it
 /// outright.
 pub fn request(req: &mut Request, now_s: u64) -> Option<Response> {
+    date_as_signing_time(req.headers_mut());
     let query = req.uri().query().unwrap_or("").to_owned();
     if let Some(refused) = presigned(&query, now_s) {
         return Some(refused);
@@ -142,6 +143,44 @@ pub fn request(req: &mut Request, now_s: u64) -> Option<Response> {
         ));
     }
     None
+}
+
+/// SigV4 takes its time from `X-Amz-Date`, or from `Date` when there is
+/// no `X-Amz-Date` (clients that send `Date` sign it instead). s3s reads
+/// only the first, so a header-signed request with only `Date` gets an
+/// `X-Amz-Date` of the same instant in its basic ISO 8601 form: the
+/// string to sign is then the client's, and the canonical headers, made
+/// of the signed ones, are unchanged.
+fn date_as_signing_time(headers: &mut HeaderMap) {
+    let signed_v4 = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 "));
+    if !signed_v4 || headers.contains_key("x-amz-date") {
+        return;
+    }
+    // IMF-fixdate, or RFC 2822 as some clients write it (`-0000`).
+    let Some(date) = headers
+        .get(http::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|d| {
+            httpdate::parse_http_date(d)
+                .ok()
+                .map(time::OffsetDateTime::from)
+                .or_else(|| {
+                    time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc2822)
+                        .ok()
+                })
+        })
+    else {
+        return;
+    };
+    let basic = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    if let Ok(text) = date.to_offset(time::UtcOffset::UTC).format(&basic)
+        && let Ok(v) = HeaderValue::from_str(&text)
+    {
+        headers.insert("x-amz-date", v);
+    }
 }
 
 fn lenient_method(method: &Method, headers: &HeaderMap) -> bool {
@@ -269,6 +308,40 @@ pub fn mark_listing(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signed_date_header_becomes_the_signing_time() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=k/20130524/us-east-1/s3/aws4_request, SignedHeaders=date;host, Signature=0"),
+        );
+        h.insert(
+            http::header::DATE,
+            HeaderValue::from_static("Fri, 24 May 2013 00:00:00 GMT"),
+        );
+        date_as_signing_time(&mut h);
+        assert_eq!(h.get("x-amz-date").unwrap(), "20130524T000000Z");
+        h.remove("x-amz-date");
+        h.insert(
+            http::header::DATE,
+            HeaderValue::from_static("Fri, 24 May 2013 02:00:00 +0200"),
+        );
+        date_as_signing_time(&mut h);
+        assert_eq!(h.get("x-amz-date").unwrap(), "20130524T000000Z");
+        // An X-Amz-Date of its own is never replaced.
+        h.insert("x-amz-date", HeaderValue::from_static("20130524T010203Z"));
+        date_as_signing_time(&mut h);
+        assert_eq!(h.get("x-amz-date").unwrap(), "20130524T010203Z");
+        // Unsigned requests are left alone.
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::DATE,
+            HeaderValue::from_static("Fri, 24 May 2013 00:00:00 GMT"),
+        );
+        date_as_signing_time(&mut h);
+        assert!(!h.contains_key("x-amz-date"));
+    }
 
     #[test]
     fn ranges_s3_honours() {

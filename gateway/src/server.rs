@@ -155,7 +155,7 @@ async fn s3_fallback(State(entry): State<Arc<S3Entry>>, mut req: Request) -> Res
     if let Some(refused) = headers::request(&mut req, cairn::clock::now_ms() / 1000) {
         return refused;
     }
-    let _post = if is_post_upload(&req) {
+    let post = if is_post_upload(&req) {
         match entry.posts.acquire().await {
             Ok(p) => Some(p),
             Err(_) => {
@@ -178,7 +178,15 @@ async fn s3_fallback(State(entry): State<Arc<S3Entry>>, mut req: Request) -> Res
         None => req.map(s3s::Body::http_body_unsync),
     };
     match svc.call(req).await {
-        Ok(resp) => headers::response(resp.map(axum::body::Body::new).into_response()).await,
+        Ok(resp) => {
+            let resp = resp.map(axum::body::Body::new).into_response();
+            let resp = if post.is_some() {
+                as_s3_refuses_posts(resp).await
+            } else {
+                resp
+            };
+            headers::response(resp).await
+        }
         Err(e) => {
             request_log::note_cause(format!("s3 service failed: {e:?}"));
             (http::StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
@@ -259,6 +267,38 @@ async fn with_request_id_in_error(resp: Response, id: &str) -> (Response, Option
         Response::from_parts(parts, axum::body::Body::from(body)),
         code,
     )
+}
+
+/// s3s answers a POST upload whose form breaks a condition of its policy
+/// with `400 InvalidPolicyDocument`; S3 answers `403 AccessDenied`
+/// ("Invalid according to Policy: Policy Condition failed"). The message
+/// naming the condition is kept.
+async fn as_s3_refuses_posts(resp: Response) -> Response {
+    if resp.status() != http::StatusCode::BAD_REQUEST {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_ERROR_BODY_BYTES).await else {
+        return (
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "error body too large",
+        )
+            .into_response();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let body = if text.contains("<Code>InvalidPolicyDocument</Code>")
+        && text.contains("<Message>Policy condition ")
+    {
+        parts.status = http::StatusCode::FORBIDDEN;
+        parts.headers.remove(http::header::CONTENT_LENGTH);
+        text.replace(
+            "<Code>InvalidPolicyDocument</Code><Message>Policy condition ",
+            "<Code>AccessDenied</Code><Message>Invalid according to Policy: Policy Condition failed: ",
+        )
+    } else {
+        text.into_owned()
+    };
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// The whole HTTP surface: admin API, health, metrics, and S3 for the rest.

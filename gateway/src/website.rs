@@ -464,8 +464,11 @@ impl Site {
         if status.is_success() || status.is_redirection() {
             return resp;
         }
-        // A "folder" without its slash: send the browser to it.
-        if status == StatusCode::NOT_FOUND && !key.ends_with(&index) {
+        // A "folder" without its slash: send the browser to it. (A key
+        // that is not there is 403 to a reader who may not list the
+        // bucket, as in S3.)
+        let absent = status == StatusCode::NOT_FOUND || status == StatusCode::FORBIDDEN;
+        if absent && !key.ends_with(&index) {
             let folder = format!("{key}/{index}");
             if self
                 .fetch(&Method::HEAD, &bucket.name, &folder, &req)

@@ -247,10 +247,46 @@ impl Caller {
     ) -> S3Result<BucketRecord> {
         let bucket = gw.meta.bucket(name).await?.ok_or_else(no_such_bucket)?;
         if self.may(gw, &bucket, action, Some(key), version).await? {
-            Ok(bucket)
-        } else {
-            Err(denied())
+            return Ok(bucket);
         }
+        // S3 tells a reader who may list the bucket that the key (or
+        // version) is not there, rather than that it is refused: listing
+        // would tell as much.
+        if action.starts_with("s3:GetObject")
+            && self.may(gw, &bucket, "s3:ListBucket", None, None).await?
+            && let Err(e) = super::object::object_version(gw, &bucket, key, version).await
+            && matches!(
+                e.code(),
+                s3s::S3ErrorCode::NoSuchKey | s3s::S3ErrorCode::NoSuchVersion
+            )
+        {
+            return Err(e);
+        }
+        Err(denied())
+    }
+
+    /// What a reader is told of a key (or version) that is not there:
+    /// that it is missing if it may list the bucket (listing would tell
+    /// as much), AccessDenied otherwise, as S3 answers.
+    pub(crate) async fn missing(
+        &self,
+        gw: &Gateway,
+        bucket: &BucketRecord,
+        e: s3s::S3Error,
+    ) -> s3s::S3Error {
+        let missing = matches!(
+            e.code(),
+            s3s::S3ErrorCode::NoSuchKey | s3s::S3ErrorCode::NoSuchVersion
+        );
+        if missing
+            && !self
+                .may(gw, bucket, "s3:ListBucket", None, None)
+                .await
+                .unwrap_or(false)
+        {
+            return denied();
+        }
+        e
     }
 
     /// Whether the caller may do `action` to `bucket` (or its object
@@ -294,15 +330,11 @@ impl Caller {
         gw: &Gateway,
         bucket: &'a BucketRecord,
     ) -> S3Result<Decider<'a>> {
-        let settings = if self.is_root(gw) {
-            None
-        } else {
-            Some(Settings::of(gw, bucket).await?)
-        };
         Ok(Decider {
             caller: self,
             bucket,
-            settings,
+            root: self.is_root(gw),
+            settings: Settings::of(gw, bucket).await?,
         })
     }
 }
@@ -311,8 +343,9 @@ impl Caller {
 pub(crate) struct Decider<'a> {
     caller: &'a Caller,
     bucket: &'a BucketRecord,
-    // None: the root key, which may do anything.
-    settings: Option<Settings>,
+    // The root key: anything but what a policy denies.
+    root: bool,
+    settings: Settings,
 }
 
 impl Decider<'_> {
@@ -324,9 +357,7 @@ impl Decider<'_> {
         key: Option<&str>,
         object_acl: Option<&[Grant]>,
     ) -> bool {
-        let Some(settings) = &self.settings else {
-            return true;
-        };
+        let settings = &self.settings;
         let resource = policy::arn(&self.bucket.name, key);
         let req = policy::Request {
             principal: self.caller.key.as_deref(),
@@ -342,14 +373,13 @@ impl Decider<'_> {
             ownership: settings.ownership,
             acl: &settings.acl,
         };
-        access::authorize(false, &view, &req, object_acl)
+        access::authorize(self.root, &view, &req, object_acl)
     }
 
     /// Whether an object's ACL could grant `action`.
     fn object_acl_applies(&self, action: &str) -> bool {
-        self.settings
-            .as_ref()
-            .is_some_and(|s| s.ownership.acls_enabled())
+        !self.root
+            && self.settings.ownership.acls_enabled()
             && access::acl_permission(action).is_some_and(|(_, on_object)| on_object)
     }
 }

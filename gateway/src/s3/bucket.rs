@@ -100,6 +100,9 @@ pub fn reserved_name(name: &str) -> bool {
         || name.contains("-.")
 }
 
+/// The region where S3 answers 200 to re-creating one's own bucket.
+const LEGACY_REGION: &str = "us-east-1";
+
 pub(super) async fn create(
     gw: &Gateway,
     req: S3Request<CreateBucketInput>,
@@ -164,7 +167,20 @@ pub(super) async fn create(
         ));
     }
     let lock = input.object_lock_enabled_for_bucket == Some(true);
-    let bucket = create_owned(gw, &input.bucket, &who, lock).await?;
+    let bucket = match create_owned(gw, &input.bucket, &who, lock).await {
+        Ok(b) => b,
+        // S3 answers 200 to re-creating one's own bucket in us-east-1
+        // (for legacy compatibility) and changes nothing here.
+        Err(e)
+            if *e.code() == s3s::S3ErrorCode::BucketAlreadyOwnedByYou
+                && gw.config.region == LEGACY_REGION =>
+        {
+            return Ok(S3Response::new(CreateBucketOutput {
+                location: Some(format!("/{}", req.input.bucket)),
+            }));
+        }
+        Err(e) => return Err(e),
+    };
     // Written once the bucket is there: until then it has S3's defaults
     // (BucketOwnerEnforced, no grants), which refuse more, never less.
     if let Some(o) = ownership.filter(|o| *o != Ownership::BucketOwnerEnforced) {

@@ -213,7 +213,10 @@ pub(super) async fn list_v2(
     let mut resp = S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
         prefix: Some(encoded(url, prefix)),
-        delimiter: input.delimiter.map(|d| encoded(url, d)),
+        delimiter: input
+            .delimiter
+            .filter(|d| !d.is_empty())
+            .map(|d| encoded(url, d)),
         max_keys: Some(max as i32),
         key_count: Some((contents.len() + common.len()) as i32),
         continuation_token: input.continuation_token,
@@ -256,11 +259,16 @@ pub(super) async fn list_v1(
         .truncated
         .then(|| listing.last.clone().map(|l| encoded(url, l)))
         .flatten();
+    // With `encoding-type=url`, ListObjects (V1) encodes its markers but
+    // not its prefix, as S3 does (and as SDKs decode it).
     let mut resp = S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
-        prefix: Some(encoded(url, prefix)),
-        delimiter: input.delimiter.map(|d| encoded(url, d)),
-        marker: Some(input.marker.unwrap_or_default()),
+        prefix: Some(prefix),
+        delimiter: input
+            .delimiter
+            .filter(|d| !d.is_empty())
+            .map(|d| encoded(url, d)),
+        marker: Some(encoded(url, input.marker.unwrap_or_default())),
         next_marker,
         max_keys: Some(max as i32),
         is_truncated: Some(listing.truncated),
@@ -379,7 +387,10 @@ pub(super) async fn list_versions(
     let mut resp = S3Response::new(ListObjectVersionsOutput {
         name: Some(input.bucket),
         prefix: Some(encoded(url, prefix)),
-        delimiter: input.delimiter.map(|d| encoded(url, d)),
+        delimiter: input
+            .delimiter
+            .filter(|d| !d.is_empty())
+            .map(|d| encoded(url, d)),
         key_marker: input.key_marker,
         version_id_marker: input.version_id_marker,
         next_key_marker,

@@ -177,6 +177,7 @@ pub(super) async fn upload_part(
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let who = Caller::of(&req);
+    super::upload::require_length(&req.headers)?;
     let request = checksum_request(&req.headers)?;
     let trailers = req.trailing_headers.clone();
     let input = req.input;
@@ -747,6 +748,10 @@ pub(super) async fn list_parts(
         next_part_number_marker: if truncated { next } else { None },
         is_truncated: Some(truncated),
         parts: Some(parts),
+        initiator: Some(Initiator {
+            display_name: owner.display_name.clone(),
+            id: owner.id.clone(),
+        }),
         owner: Some(owner),
         checksum_algorithm: upload.checksum_algorithm.map(ChecksumAlgorithm::from),
         checksum_type: checksum_type(upload.checksum_kind),
@@ -800,6 +805,11 @@ pub(super) async fn list_uploads(
             key: Some(u.key),
             upload_id: Some(u.upload_id),
             initiated: Some(timestamp(u.initiated_ms)),
+            // Whoever created an upload owns it: one identity for both.
+            initiator: Some(Initiator {
+                display_name: Some(u.owner.clone()),
+                id: Some(u.owner.clone()),
+            }),
             owner: Some(super::owner(&u.owner)),
             checksum_algorithm: u.checksum_algorithm.map(ChecksumAlgorithm::from),
             checksum_type: checksum_type(u.checksum_kind),

@@ -3,7 +3,7 @@
 
 use super::access::{Caller, versioned};
 use super::acl;
-use super::upload::{BodyLimits, checksum_request, receive};
+use super::upload::{BodyLimits, checksum_request, receive, require_length};
 use super::{now_ms, outcome, timestamp};
 use crate::config::MAX_PUT_OBJECT_BYTES;
 use crate::refs::WriteSession;
@@ -257,6 +257,7 @@ pub(super) async fn put(
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let who = Caller::of(&req);
+    require_length(&req.headers)?;
     let request = checksum_request(&req.headers)?;
     let trailers = req.trailing_headers.clone();
     let integrity = super::lock::require_integrity(&req.headers);
@@ -549,6 +550,10 @@ fn part_range(rec: &ObjectEntry, n: i32) -> S3Result<(std::ops::Range<u64>, i32)
     Ok((start..start + sizes[n as usize - 1], sizes.len() as i32))
 }
 
+/// What GET and HEAD say of an object written without a `Content-Type`,
+/// as S3 does.
+pub(crate) const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+
 /// A GetObject or HeadObject answer: the fields both take from the record
 /// and its checksum fields, plus the ones given.
 macro_rules! object_output {
@@ -562,7 +567,12 @@ macro_rules! object_output {
             object_lock_retain_until_date: lock.until,
             object_lock_legal_hold_status: lock.legal_hold,
             accept_ranges: Some("bytes".into()),
-            content_type: rec.content_type.clone().and_then(|c| c.parse().ok()),
+            content_type: rec
+                .content_type
+                .as_deref()
+                .unwrap_or(DEFAULT_CONTENT_TYPE)
+                .parse()
+                .ok(),
             cache_control: header(rec, "cache-control"),
             content_disposition: header(rec, "content-disposition"),
             content_encoding: header(rec, "content-encoding"),
@@ -619,7 +629,10 @@ pub(super) async fn get(
     let bucket = who
         .object(gw, &input.bucket, &action, &input.key, asked)
         .await?;
-    let rec = object_version(gw, &bucket, &input.key, asked).await?;
+    let rec = match object_version(gw, &bucket, &input.key, asked).await {
+        Ok(r) => r,
+        Err(e) => return Err(who.missing(gw, &bucket, e).await),
+    };
     check_read_preconditions(
         &rec,
         input.if_match.as_ref(),
@@ -695,7 +708,10 @@ pub(super) async fn head(
     let bucket = who
         .object(gw, &input.bucket, &action, &input.key, asked)
         .await?;
-    let rec = object_version(gw, &bucket, &input.key, asked).await?;
+    let rec = match object_version(gw, &bucket, &input.key, asked).await {
+        Ok(r) => r,
+        Err(e) => return Err(who.missing(gw, &bucket, e).await),
+    };
     check_read_preconditions(
         &rec,
         input.if_match.as_ref(),

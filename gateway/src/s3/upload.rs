@@ -27,6 +27,23 @@ pub(crate) struct ChecksumRequest {
     content_md5: Option<[u8; 16]>,
 }
 
+/// A body must say how long it is (`Content-Length`) or come chunked:
+/// otherwise `411 MissingContentLength`, as S3 answers, before anything
+/// is read.
+pub(crate) fn require_length(headers: &HeaderMap) -> S3Result<()> {
+    if headers.contains_key(http::header::CONTENT_LENGTH)
+        || headers.contains_key(http::header::TRANSFER_ENCODING)
+    {
+        return Ok(());
+    }
+    let mut e = s3s::S3Error::with_message(
+        s3s::S3ErrorCode::MissingContentLength,
+        "You must provide the Content-Length HTTP header.",
+    );
+    e.set_status_code(http::StatusCode::LENGTH_REQUIRED);
+    Err(e)
+}
+
 /// Read Content-MD5 and the `x-amz-checksum-*` family from the headers.
 /// Malformed values are refused before a byte of the body is read.
 pub(crate) fn checksum_request(headers: &HeaderMap) -> S3Result<ChecksumRequest> {
