@@ -46,3 +46,6 @@ scripts/measure-memory.sh 1073741824 256
 
 step "real clients (AWS CLI, boto3, rclone, s3cmd) on a 6-node local cluster"
 tests/clients/run.sh
+
+step "external S3 conformance suite (s3s-e2e) on a 6-node local cluster"
+tests/conformance/run.sh
