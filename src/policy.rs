@@ -639,6 +639,15 @@ impl Policy {
         }
     }
 
+    /// Whether a condition of the policy reads a key starting with
+    /// `prefix` (lower-case), e.g. `s3:existingobjecttag/`: whether it is
+    /// worth gathering.
+    pub fn reads_key_prefix(&self, prefix: &str) -> bool {
+        self.statements
+            .iter()
+            .any(|s| s.conditions.iter().any(|c| c.key.starts_with(prefix)))
+    }
+
     /// Whether the policy is public as S3 means it: an Allow statement
     /// for everyone (`*`, or a `NotPrincipal`) that no condition fixes to
     /// a known set of callers (a source address range narrower than the

@@ -204,6 +204,35 @@ async fn policies_decide_who_reads_and_writes() {
     let refused = presign("private/b.bin").await;
     assert_eq!(http.get(refused.uri()).send().await.unwrap().status(), 403);
 
+    // A condition on the version's own tags (s3:ExistingObjectTag).
+    for (key, tags) in [
+        ("tagged.bin", "Security=public"),
+        ("plain.bin", "security=private"),
+    ] {
+        alice
+            .put_object()
+            .bucket(b)
+            .key(key)
+            .tagging(tags)
+            .body(ByteStream::from(public.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let by_tag = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Principal":{{"AWS":"{bob_id}"}},"Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*","Condition":{{"StringEquals":{{"s3:ExistingObjectTag/Security":"public"}}}}}}
+        ]}}"#
+    );
+    set_policy(&alice, b, &by_tag).await.unwrap();
+    assert_eq!(
+        digest(&get_bytes(&bob, b, "tagged.bin").await),
+        digest(&public)
+    );
+    assert_eq!(get_code(&bob, b, "plain.bin").await, "AccessDenied");
+    assert_eq!(get_code(&bob, b, "private/b.bin").await, "AccessDenied");
+    set_policy(&alice, b, &public_read).await.unwrap();
+
     // A missing key is refused to a reader who may not list the bucket,
     // and reported missing to one who may.
     let missing_url = format!("{endpoint}/{b}/public/missing.bin");

@@ -261,6 +261,28 @@ async fn edges_as_s3_documents_them() {
     assert_eq!(r.status().as_u16(), 403);
     assert!(r.text().await.unwrap().contains("AccessDenied"));
 
+    // Server-side encryption is refused, not silently left out: nothing
+    // is written in clear under a success.
+    let e = s3
+        .put_object()
+        .bucket("edges")
+        .key("encrypted")
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .body(ByteStream::from_static(b"secret"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(501));
+    assert_eq!(e.into_service_error().code(), Some("NotImplemented"));
+    let e = s3
+        .head_object()
+        .bucket("edges")
+        .key("encrypted")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e.into_service_error().is_not_found());
+
     // A PUT that says neither how long its body is nor that it comes
     // chunked: 411 MissingContentLength, and nothing written.
     let put_url = s3

@@ -131,6 +131,9 @@ pub fn request(req: &mut Request, now_s: u64) -> Option<Response> {
     if let Some(refused) = presigned(&query, now_s) {
         return Some(refused);
     }
+    if let Some(refused) = encryption_refused(req.headers()) {
+        return Some(refused);
+    }
     let method = req.method().clone();
     if method == Method::POST
         && query_param(&query, "delete").is_some()
@@ -143,6 +146,26 @@ pub fn request(req: &mut Request, now_s: u64) -> Option<Response> {
         ));
     }
     None
+}
+
+/// Cairn does not encrypt objects at rest (yet): a request asking for
+/// server-side encryption of any kind (SSE-S3, SSE-KMS, SSE-C, or a copy
+/// from an SSE-C source) is refused with `501 NotImplemented` before
+/// anything is read or written, rather than stored in clear under a
+/// success its client would take for encryption.
+fn encryption_refused(headers: &HeaderMap) -> Option<Response> {
+    let asks = headers.keys().any(|k| {
+        let k = k.as_str();
+        k.starts_with("x-amz-server-side-encryption")
+            || k.starts_with("x-amz-copy-source-server-side-encryption")
+    });
+    asks.then(|| {
+        error(
+            StatusCode::NOT_IMPLEMENTED,
+            "NotImplemented",
+            "Server-side encryption (SSE-S3, SSE-KMS, SSE-C) is not implemented: objects are not encrypted at rest.",
+        )
+    })
 }
 
 /// SigV4 takes its time from `X-Amz-Date`, or from `Date` when there is
@@ -308,6 +331,30 @@ pub fn mark_listing(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_for_encryption_are_refused_not_ignored() {
+        let mut h = HeaderMap::new();
+        assert!(encryption_refused(&h).is_none());
+        h.insert(
+            "x-amz-server-side-encryption",
+            HeaderValue::from_static("AES256"),
+        );
+        let r = encryption_refused(&h).expect("refused");
+        assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED);
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-amz-server-side-encryption-customer-algorithm",
+            HeaderValue::from_static("AES256"),
+        );
+        assert!(encryption_refused(&h).is_some());
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-amz-copy-source-server-side-encryption-customer-key",
+            HeaderValue::from_static("x"),
+        );
+        assert!(encryption_refused(&h).is_some());
+    }
 
     #[test]
     fn a_signed_date_header_becomes_the_signing_time() {

@@ -21,6 +21,11 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone, Default)]
 pub struct Context(pub BTreeMap<String, Vec<String>>);
 
+/// The condition keys of an object version's tags, as policies name them
+/// (condition keys are compared lower-case, tag keys included, as the
+/// request's `s3:RequestObjectTag/<key>` are).
+const EXISTING_OBJECT_TAG: &str = "s3:existingobjecttag/";
+
 /// Query parameters that are condition keys, and their keys.
 const QUERY_KEYS: [(&str, &str); 4] = [
     ("prefix", "s3:prefix"),
@@ -299,7 +304,17 @@ impl Caller {
         key: Option<&str>,
         version: Option<VersionRef>,
     ) -> S3Result<bool> {
-        let decider = self.decider(gw, bucket).await?;
+        let mut decider = self.decider(gw, bucket).await?;
+        // The version's tags, where the policy's conditions read them
+        // (`s3:ExistingObjectTag/<key>`); a missing version has none.
+        let mut entry = None;
+        if let Some(key) = key
+            && decider.reads_existing_tags()
+            && let Ok(e) = super::object::object_version(gw, bucket, key, version).await
+        {
+            decider.existing_tags(&e.tags);
+            entry = Some(e);
+        }
         if decider.allows(action, key, None) {
             return Ok(true);
         }
@@ -308,18 +323,20 @@ impl Caller {
         if !decider.object_acl_applies(action) {
             return Ok(false);
         }
-        let grants = match super::object::object_version(gw, bucket, key, version).await {
-            // Its owner's full control is implied.
-            Ok(mut e) => {
-                e.grants.push(Grant {
-                    grantee: Grantee::User(e.owner),
-                    permission: Permission::FullControl,
-                });
-                e.grants
-            }
-            // Whether it exists is not told to a caller who may not read it.
-            Err(_) => return Ok(false),
+        let e = match entry {
+            Some(e) => e,
+            None => match super::object::object_version(gw, bucket, key, version).await {
+                Ok(e) => e,
+                // Whether it exists is not told to a caller who may not read it.
+                Err(_) => return Ok(false),
+            },
         };
+        // Its owner's full control is implied.
+        let mut grants = e.grants;
+        grants.push(Grant {
+            grantee: Grantee::User(e.owner),
+            permission: Permission::FullControl,
+        });
         Ok(decider.allows(action, Some(key), Some(&grants)))
     }
 
@@ -335,6 +352,7 @@ impl Caller {
             bucket,
             root: self.is_root(gw),
             settings: Settings::of(gw, bucket).await?,
+            object_tags: None,
         })
     }
 }
@@ -346,6 +364,9 @@ pub(crate) struct Decider<'a> {
     // The root key: anything but what a policy denies.
     root: bool,
     settings: Settings,
+    // The request's condition keys plus `s3:existingobjecttag/*`, once
+    // the version's tags are known.
+    object_tags: Option<BTreeMap<String, Vec<String>>>,
 }
 
 impl Decider<'_> {
@@ -363,7 +384,7 @@ impl Decider<'_> {
             principal: self.caller.key.as_deref(),
             action,
             resource: &resource,
-            context: &self.caller.context.0,
+            context: self.object_tags.as_ref().unwrap_or(&self.caller.context.0),
         };
         let view = access::Bucket {
             owner: &self.bucket.owner,
@@ -374,6 +395,26 @@ impl Decider<'_> {
             acl: &settings.acl,
         };
         access::authorize(self.root, &view, &req, object_acl)
+    }
+
+    /// Whether the bucket policy reads `s3:ExistingObjectTag/<key>`.
+    fn reads_existing_tags(&self) -> bool {
+        self.settings
+            .policy
+            .as_ref()
+            .is_some_and(|p| p.reads_key_prefix(EXISTING_OBJECT_TAG))
+    }
+
+    /// Decide with the tags of the object version concerned.
+    fn existing_tags(&mut self, tags: &[(String, String)]) {
+        let mut context = self.caller.context.0.clone();
+        for (k, v) in tags {
+            context.insert(
+                format!("{EXISTING_OBJECT_TAG}{}", k.to_lowercase()),
+                vec![v.clone()],
+            );
+        }
+        self.object_tags = Some(context);
     }
 
     /// Whether an object's ACL could grant `action`.
