@@ -29,15 +29,8 @@ export PATH="$VENV/bin:$PATH"
 # machine's outbound TLS only confuses clients (rclone refuses to start).
 unset AWS_CA_BUNDLE
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/cairn-clients.XXXXXX")"
-export WORK
-cleanup() {
-    "$ROOT/scripts/local-cluster.sh" down "$WORK/cluster" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-"$ROOT/scripts/local-cluster.sh" up "$WORK/cluster" 6 1
-set -a; . "$WORK/cluster/cluster.env"; set +a
+. "$ROOT/scripts/lib/scratch-cluster.sh"
+scratch_cluster clients
 echo "clients: aws $(aws --version 2>&1 | cut -d' ' -f1), boto3 $(python -c 'import boto3; print(boto3.__version__)'), $(rclone version | head -1), s3cmd $(s3cmd --version | cut -d' ' -f3)"
 
 passed=0; failed=0

@@ -18,14 +18,8 @@ if [ ! -x "$SUITE" ]; then
     rm -rf "$CACHE/s3s-e2e-build"
 fi
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/cairn-conformance.XXXXXX")"
-cleanup() {
-    "$ROOT/scripts/local-cluster.sh" down "$WORK/cluster" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-"$ROOT/scripts/local-cluster.sh" up "$WORK/cluster" 6 1
-set -a; . "$WORK/cluster/cluster.env"; set +a
+. "$ROOT/scripts/lib/scratch-cluster.sh"
+scratch_cluster conformance
 # The SDK finds the endpoint and credentials in the environment.
 export AWS_ENDPOINT_URL="$S3_ENDPOINT"
 unset AWS_CA_BUNDLE
