@@ -143,6 +143,15 @@ impl Meta {
         })
     }
 
+    /// A bucket's lifecycle configuration, read from its group.
+    pub async fn lifecycle(&self, bucket: BucketId) -> Result<Option<LifecycleConfig>> {
+        let group = self.client.bucket_group(bucket)?;
+        Ok(self
+            .client
+            .get::<LifecycleConfig>(group, &keys::lifecycle(bucket))
+            .await?)
+    }
+
     /// A bucket's lifecycle configuration as of at most
     /// [`LIFECYCLE_CACHE_TTL`] ago: for informational answers only (a
     /// configuration's own GET reads the group).
@@ -152,12 +161,7 @@ impl Meta {
         {
             return Ok(c.clone());
         }
-        let group = self.client.bucket_group(bucket)?;
-        let config = self
-            .client
-            .get::<LifecycleConfig>(group, &keys::lifecycle(bucket))
-            .await?
-            .map(Arc::new);
+        let config = self.lifecycle(bucket).await?.map(Arc::new);
         let mut cache = self.lifecycles.lock().expect("cache lock");
         if cache.len() >= LIFECYCLE_CACHE_ENTRIES {
             cache.retain(|_, (at, _)| at.elapsed() < LIFECYCLE_CACHE_TTL);

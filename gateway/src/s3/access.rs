@@ -26,6 +26,14 @@ pub struct Context(pub BTreeMap<String, Vec<String>>);
 /// request's `s3:RequestObjectTag/<key>` are).
 const EXISTING_OBJECT_TAG: &str = "s3:existingobjecttag/";
 
+/// Whether `e` says a key or version is not there.
+fn missing(e: &s3s::S3Error) -> bool {
+    matches!(
+        e.code(),
+        s3s::S3ErrorCode::NoSuchKey | s3s::S3ErrorCode::NoSuchVersion
+    )
+}
+
 /// Query parameters that are condition keys, and their keys.
 const QUERY_KEYS: [(&str, &str); 4] = [
     ("prefix", "s3:prefix"),
@@ -258,14 +266,10 @@ impl Caller {
         // version) is not there, rather than that it is refused: listing
         // would tell as much.
         if action.starts_with("s3:GetObject")
-            && self.may(gw, &bucket, "s3:ListBucket", None, None).await?
             && let Err(e) = super::object::object_version(gw, &bucket, key, version).await
-            && matches!(
-                e.code(),
-                s3s::S3ErrorCode::NoSuchKey | s3s::S3ErrorCode::NoSuchVersion
-            )
+            && missing(&e)
         {
-            return Err(e);
+            return Err(self.missing(gw, &bucket, e).await);
         }
         Err(denied())
     }
@@ -279,11 +283,7 @@ impl Caller {
         bucket: &BucketRecord,
         e: s3s::S3Error,
     ) -> s3s::S3Error {
-        let missing = matches!(
-            e.code(),
-            s3s::S3ErrorCode::NoSuchKey | s3s::S3ErrorCode::NoSuchVersion
-        );
-        if missing
+        if missing(&e)
             && !self
                 .may(gw, bucket, "s3:ListBucket", None, None)
                 .await

@@ -11,7 +11,7 @@ use cairn::command::Command;
 use cairn::command::lifecycle::{MAX_RULES, expiry_of};
 use cairn::record::{
     FilterForm, LifecycleConfig, LifecycleExpiration as Expiration, LifecycleFilter,
-    LifecycleRule as Rule, NoncurrentExpiration, keys,
+    LifecycleRule as Rule, NoncurrentExpiration,
 };
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -367,17 +367,7 @@ pub(crate) async fn read(
     gw: &Gateway,
     bucket: cairn::record::BucketId,
 ) -> S3Result<Option<LifecycleConfig>> {
-    let group = gw
-        .meta
-        .client
-        .bucket_group(bucket)
-        .map_err(crate::error::Error::from)?;
-    Ok(gw
-        .meta
-        .client
-        .get::<LifecycleConfig>(group, &keys::lifecycle(bucket))
-        .await
-        .map_err(crate::error::Error::from)?)
+    Ok(gw.meta.lifecycle(bucket).await?)
 }
 
 /// The `x-amz-expiration` answer for `e`, the current version of `key`,
